@@ -1,0 +1,42 @@
+# One obvious command per task. Everything installs into .venv from uv.lock.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.8
+SYNCED := $(VENV)/.synced
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: run test lint fmt clean
+
+run: $(SYNCED)  ## serve authgate on http://127.0.0.1:8080 with the embedded SQLite database
+	$(BIN)/authgate migrate
+	$(BIN)/authgate serve
+
+test: lint  ## lint, type-check and run the whole test suite
+	$(BIN)/pytest
+
+lint: $(SYNCED)
+	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+
+fmt: $(SYNCED)
+	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "authgate needs Python >= 3.11 as '$(PYTHON)'"; exit 1; }
+	@$(PYTHON) -m venv $(VENV) || \
+		{ echo "Creating a virtual environment failed; on Debian: apt-get install python3-venv"; exit 1; }
+
+$(BIN)/uv: $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(SYNCED): pyproject.toml uv.lock $(BIN)/uv
+	$(BIN)/uv sync --frozen --quiet
+	@touch $@
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

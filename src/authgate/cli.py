@@ -1,0 +1,161 @@
+"""Operator commands: ``authgate serve | migrate | users ...``, all through the service."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+
+from authgate.config import Settings
+from authgate.errors import AuthError, UserNotFoundError
+from authgate.keys import signing_key
+from authgate.logs import configure_logging
+from authgate.runtime import open_database, running_service
+from authgate.storage import schema
+
+#: Exit codes: 0 ok, 1 a refused request, 2 usage (argparse), 3 configuration, 4 storage.
+EXIT_REFUSED, EXIT_CONFIG, EXIT_STORAGE = 1, 3, 4
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="authgate", description="Token-authentication server.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--host", help="listen address (AUTHGATE_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (AUTHGATE_PORT, default 8080)")
+    serve.add_argument("--workers", type=int, help="worker processes (AUTHGATE_WORKERS, default 1)")
+    serve.add_argument("--server", choices=["granian", "uvicorn"], default="granian")
+
+    commands.add_parser("migrate", help="create or upgrade the database schema")
+
+    users = commands.add_parser("users", help="manage users").add_subparsers(dest="action", required=True)
+    create = users.add_parser("create", help="create a user (password prompted, or read from stdin)")
+    create.add_argument("username")
+    create.add_argument("--email", required=True)
+    create.add_argument("--role", action="append", dest="roles", choices=["user", "moderator", "admin"])
+    users.add_parser("list", help="list users and their roles")
+    set_roles = users.add_parser("set-roles", help="replace a user's roles")
+    set_roles.add_argument("username")
+    set_roles.add_argument("roles", nargs="+", choices=["user", "moderator", "admin"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        configure_logging(settings.log_level)
+        if args.command == "serve":
+            return _serve(settings, args)
+        if args.command == "migrate":
+            return _run(_migrate(settings))
+        return _run(_users(settings, args))
+    except AuthError as error:
+        print(f"authgate: {error.message}", file=sys.stderr)
+        return _exit_code(error)
+
+
+def _exit_code(error: AuthError) -> int:
+    from authgate.errors import ConfigurationError, StorageUnavailableError
+
+    if isinstance(error, ConfigurationError):
+        return EXIT_CONFIG
+    if isinstance(error, StorageUnavailableError):
+        return EXIT_STORAGE
+    return EXIT_REFUSED
+
+
+def _run(work: Awaitable[int]) -> int:
+    async def runner() -> int:
+        return await work
+
+    return asyncio.run(runner())
+
+
+async def _migrate(settings: Settings) -> int:
+    database = open_database(settings)
+    try:
+        await schema.upgrade(database)
+    finally:
+        await database.close()
+    print(f"authgate: database schema is at revision {schema.head()}.")
+    return 0
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    settings = settings.replace(
+        host=args.host or settings.host,
+        port=settings.port if args.port is None else args.port,
+        workers=args.workers or settings.workers,
+    )
+    signing_key(settings)  # create the development key once, before workers race for it
+    serve: Callable[[Settings], None] = _serve_uvicorn if args.server == "uvicorn" else _serve_granian
+    serve(settings)
+    return 0
+
+
+def _serve_granian(settings: Settings) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    Granian(
+        "authgate.http.app:app_from_env",
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        workers=settings.workers,
+        factory=True,
+        log_access=False,
+    ).serve()
+
+
+def _serve_uvicorn(settings: Settings) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "authgate.http.app:app_from_env",
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        factory=True,
+        server_header=False,
+        access_log=False,
+        log_config=None,
+    )
+
+
+async def _users(settings: Settings, args: argparse.Namespace) -> int:
+    async with running_service(settings) as service:
+        if args.action == "create":
+            password = _read_password()
+            user_id = await service.create_user(args.username, args.email, password, args.roles or ["user"])
+            print(f"created user {args.username} (id {user_id})")
+        elif args.action == "list":
+            for user in await service.list_users():
+                roles = ",".join(sorted(user.roles))
+                state = "" if user.enabled else " (disabled)"
+                print(f"{user.id}\t{user.username}\t{user.email}\t{roles}{state}")
+        elif args.action == "set-roles":
+            try:
+                user = await service.set_roles(args.username, args.roles)
+            except UserNotFoundError:
+                print(f"authgate: no user named {args.username}", file=sys.stderr)
+                return EXIT_REFUSED
+            print(f"{user.username}: {','.join(sorted(user.roles))}")
+    return 0
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if first != getpass.getpass("Repeat password: "):
+            raise SystemExit("authgate: passwords do not match")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

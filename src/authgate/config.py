@@ -1,0 +1,131 @@
+"""Settings: every knob, read once from ``AUTHGATE_*`` variables (and ``.env``), frozen."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+from dotenv import dotenv_values
+
+from authgate.errors import ConfigurationError
+
+PREFIX = "AUTHGATE_"
+
+#: Signing keys that appear in tutorials and templates; never acceptable.
+KNOWN_WEAK_KEYS = frozenset(
+    {"bezkoder-secret-key", "secret", "changeme", "change-me", "your-256-bit-secret", "jwt-secret"}
+)
+MIN_SIGNING_KEY_BYTES = 32
+
+Seconds = Annotated[int, msgspec.Meta(ge=1, le=10 * 365 * 86400)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every configurable value; build with :meth:`from_env`, then pass it down."""
+
+    env: Literal["development", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080
+    workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    data_dir: str = "data"
+    database_url: str = ""
+    signing_key: str | None = field(default=None, repr=False)
+    issuer: str = "authgate"
+    audience: str = "authgate"
+    access_token_ttl_seconds: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 900
+    refresh_token_ttl_seconds: Seconds = 7 * 86400
+    refresh_rotation: bool = True
+    clock_leeway_seconds: Annotated[int, msgspec.Meta(ge=0, le=300)] = 30
+    cors_origins: tuple[str, ...] = ()
+    password_min_length: Annotated[int, msgspec.Meta(ge=1, le=128)] = 8
+    password_max_length: Annotated[int, msgspec.Meta(ge=64, le=1024)] = 128
+    argon2_memory_kib: Annotated[int, msgspec.Meta(ge=8)] = 19456
+    argon2_time_cost: Positive = 2
+    argon2_parallelism: Positive = 1
+    hash_concurrency: Annotated[int, msgspec.Meta(ge=0)] = 0
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024
+    max_token_bytes: Annotated[int, msgspec.Meta(ge=256, le=65536)] = 4096
+    token_cache_size: Annotated[int, msgspec.Meta(ge=0)] = 10_000
+    db_pool_size: Positive = 10
+    db_timeout_seconds: Positive = 3
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, dotenv: str | Path | None = ".env"
+    ) -> Settings:
+        """Read ``AUTHGATE_*`` from ``dotenv`` (if it exists), then the environment, which wins."""
+        raw: dict[str, str] = {}
+        if dotenv is not None and Path(dotenv).is_file():
+            raw.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+        raw.update(os.environ if environ is None else environ)
+        return cls.from_mapping({k[len(PREFIX) :].lower(): v for k, v in raw.items() if k.startswith(PREFIX)})
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
+        """Validate already-named values (``{"access_token_ttl_seconds": "60"}``)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            names = ", ".join(PREFIX + name.upper() for name in unknown)
+            raise ConfigurationError(f"Unknown setting {names}.")
+        data = dict(values)
+        origins = data.get("cors_origins")
+        if isinstance(origins, str):
+            data["cors_origins"] = tuple(o.strip() for o in origins.split(",") if o.strip())
+        for name in ("signing_key", "database_url"):
+            if data.get(name) == "":
+                data.pop(name)
+        try:
+            settings = msgspec.convert(data, cls, strict=False)
+        except msgspec.ValidationError as error:
+            raise ConfigurationError(_explain(error)) from None
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse combinations that are individually valid but unsafe together."""
+        if self.signing_key is not None:
+            if self.signing_key.lower() in KNOWN_WEAK_KEYS:
+                raise ConfigurationError(f"{PREFIX}SIGNING_KEY is a well-known default; generate a random one.")
+            if len(self.signing_key.encode()) < MIN_SIGNING_KEY_BYTES:
+                raise ConfigurationError(
+                    f"{PREFIX}SIGNING_KEY must be at least {MIN_SIGNING_KEY_BYTES} bytes of random data."
+                )
+        elif self.env == "production":
+            raise ConfigurationError(
+                f"{PREFIX}SIGNING_KEY is required when {PREFIX}ENV=production "
+                f"(at least {MIN_SIGNING_KEY_BYTES} random bytes, e.g. `openssl rand -base64 48`)."
+            )
+        if "*" in self.cors_origins:
+            raise ConfigurationError(f"{PREFIX}CORS_ORIGINS must list exact origins; '*' is refused.")
+        if self.password_min_length > self.password_max_length:
+            raise ConfigurationError(f"{PREFIX}PASSWORD_MIN_LENGTH exceeds {PREFIX}PASSWORD_MAX_LENGTH.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file in the data directory."""
+        return self.database_url or f"sqlite:///{Path(self.data_dir) / 'authgate.db'}"
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied and checked."""
+        updated = dataclasses.replace(self, **changes)
+        updated.check()
+        return updated
+
+
+def _explain(error: msgspec.ValidationError) -> str:
+    """Turn msgspec's ``... - at `$.port``` into a message naming the variable."""
+    text = str(error)
+    message, _, where = text.rpartition(" - at `$.")
+    if not where:
+        return f"Invalid configuration: {text}"
+    name = where.rstrip("`").split("[")[0].split(".")[0]
+    return f"{PREFIX}{name.upper()}: {message}"

@@ -1,0 +1,176 @@
+"""Every intentional failure in authgate, as one tree of exceptions.
+
+No HTTP and no third-party imports live here; the HTTP status of each class is
+decided once, in ``authgate.http.problems``.
+
+    AuthError
+    ├── InvalidInputError                 malformed or invalid request data
+    │   ├── UnknownRoleError
+    │   ├── PasswordPolicyError
+    │   ├── MalformedBodyError
+    │   ├── PayloadTooLargeError
+    │   └── UnsupportedMediaTypeError
+    ├── ConflictError
+    │   ├── UsernameTakenError
+    │   └── EmailTakenError
+    ├── InvalidCredentialsError           unknown user and wrong password alike
+    ├── TokenError                        access-token problems
+    │   ├── MissingTokenError
+    │   ├── InvalidTokenError
+    │   └── TokenExpiredError             only after the signature verified
+    ├── PermissionDeniedError
+    │   ├── RoleRequiredError
+    │   └── RoleGrantDeniedError          asking for roles without an admin token
+    ├── RefreshTokenError
+    │   ├── RefreshTokenMissingError
+    │   └── InvalidRefreshTokenError      one public answer for every failure below
+    │       ├── RefreshTokenExpiredError
+    │       ├── RefreshTokenRevokedError
+    │       └── RefreshTokenReusedError   a spent token came back: session revoked
+    ├── UserNotFoundError                 operator commands only
+    ├── ConfigurationError
+    └── StorageUnavailableError           the database did not answer
+"""
+
+from __future__ import annotations
+
+
+class AuthError(Exception):
+    """Base of every failure authgate raises on purpose."""
+
+    code = "auth_error"
+    message = "Request failed."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+        if message is not None:
+            self.message = message
+
+
+class InvalidInputError(AuthError):
+    code = "invalid_input"
+    message = "Invalid request."
+
+
+class UnknownRoleError(InvalidInputError):
+    code = "unknown_role"
+
+    def __init__(self, role: str) -> None:
+        super().__init__(f"Failed! Role does not exist = {role}")
+
+
+class PasswordPolicyError(InvalidInputError):
+    code = "password_policy"
+    message = "Password does not meet the policy."
+
+
+class ConflictError(AuthError):
+    code = "conflict"
+
+
+class UsernameTakenError(ConflictError):
+    code = "username_taken"
+    message = "Failed! Username is already in use!"
+
+
+class EmailTakenError(ConflictError):
+    code = "email_taken"
+    message = "Failed! Email is already in use!"
+
+
+class InvalidCredentialsError(AuthError):
+    code = "invalid_credentials"
+    message = "Invalid username or password."
+
+
+class TokenError(AuthError):
+    code = "invalid_token"
+    message = "Unauthorized!"
+
+
+class MissingTokenError(TokenError):
+    code = "missing_token"
+    message = "No token provided!"
+
+
+class InvalidTokenError(TokenError):
+    code = "invalid_token"
+    message = "Unauthorized!"
+
+
+class TokenExpiredError(TokenError):
+    code = "token_expired"
+    message = "Unauthorized! Access Token was expired!"
+
+
+class PermissionDeniedError(AuthError):
+    code = "permission_denied"
+    message = "Permission denied."
+
+
+class RoleRequiredError(PermissionDeniedError):
+    code = "role_required"
+
+    def __init__(self, role: str) -> None:
+        super().__init__(f"Require {role.capitalize()} Role!")
+
+
+class RoleGrantDeniedError(PermissionDeniedError):
+    code = "role_grant_denied"
+    message = "Only an admin may assign roles other than user. Sign up without roles."
+
+
+class RefreshTokenError(AuthError):
+    code = "invalid_refresh_token"
+    message = "Refresh token is not valid. Please make a new signin request."
+
+
+class RefreshTokenMissingError(RefreshTokenError):
+    code = "refresh_token_required"
+    message = "Refresh Token is required!"
+
+
+class InvalidRefreshTokenError(RefreshTokenError):
+    """Unknown, expired, revoked or reused: callers see one answer for all."""
+
+
+class RefreshTokenExpiredError(InvalidRefreshTokenError):
+    pass
+
+
+class RefreshTokenRevokedError(InvalidRefreshTokenError):
+    pass
+
+
+class RefreshTokenReusedError(InvalidRefreshTokenError):
+    pass
+
+
+class UserNotFoundError(AuthError):
+    code = "user_not_found"
+    message = "No such user."
+
+
+class ConfigurationError(AuthError):
+    code = "configuration"
+    message = "Invalid configuration."
+
+
+class StorageUnavailableError(AuthError):
+    code = "storage_unavailable"
+    message = "The service is temporarily unavailable. Try again shortly."
+
+
+class MalformedBodyError(InvalidInputError):
+    code = "malformed_body"
+    message = "The request body is not valid JSON."
+
+
+class PayloadTooLargeError(InvalidInputError):
+    code = "payload_too_large"
+    message = "The request body is too large."
+
+
+class UnsupportedMediaTypeError(InvalidInputError):
+    code = "unsupported_media_type"
+    message = "Send the request body as application/json."

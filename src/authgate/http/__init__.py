@@ -1,0 +1,1 @@
+"""The HTTP edge: Starlette app, routes, wire types and the error table."""

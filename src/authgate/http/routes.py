@@ -1,0 +1,173 @@
+"""Route handlers: decode the body, call the service, encode the answer. Nothing else."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from authgate.errors import (
+    AuthError,
+    InvalidRefreshTokenError,
+    InvalidTokenError,
+    PayloadTooLargeError,
+    RefreshTokenMissingError,
+    UnsupportedMediaTypeError,
+)
+from authgate.http.problems import JSON
+from authgate.http.wire import (
+    MessageOut,
+    RefreshBody,
+    SignInBody,
+    SignInOut,
+    SignUpBody,
+    TokensOut,
+    decode,
+    encode,
+)
+from authgate.models import AccessClaims, Role
+from authgate.service import AuthService, require_role
+
+T = TypeVar("T")
+
+
+def _service(request: Request) -> AuthService:
+    service: AuthService = request.app.state.service
+    return service
+
+
+def access_token(request: Request) -> str | None:
+    """The one place a token is read: ``x-access-token`` or ``Authorization: Bearer``, never the URL.
+
+    When both headers are present they must carry the same token; two different
+    tokens are refused rather than silently picking one.
+    """
+    headers = request.headers
+    legacy = headers.get("x-access-token")
+    bearer = None
+    authorization = headers.get("authorization")
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer":
+            bearer = value.strip()
+    if legacy and bearer and legacy != bearer:
+        raise InvalidTokenError()
+    return legacy or bearer
+
+
+def authenticate(request: Request) -> AccessClaims:
+    return _service(request).authenticate(access_token(request))
+
+
+async def read_body(request: Request, kind: type[T]) -> T:
+    """The JSON body as ``kind``: 415 unless JSON, 413 past the cap (counted while streaming)."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaTypeError()
+    limit: int = request.app.state.max_body_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError()
+        chunks.append(chunk)
+    return decode(b"".join(chunks), kind)
+
+
+def _json(body: object, status_code: int = 200) -> Response:
+    return Response(encode(body), status_code=status_code, media_type=JSON)
+
+
+# -- /api/auth ---------------------------------------------------------------
+
+
+async def sign_up(request: Request) -> Response:
+    body = await read_body(request, SignUpBody)
+    actor = None
+    if body.roles and any(role != Role.USER for role in body.roles):
+        try:
+            actor = authenticate(request)
+        except AuthError:
+            actor = None  # a stale token on a public route is ignored; the grant check decides
+    await _service(request).sign_up(body.username, body.email, body.password, body.roles, actor=actor)
+    return _json(MessageOut("User registered successfully!"))
+
+
+async def sign_in(request: Request) -> Response:
+    body = await read_body(request, SignInBody)
+    result = await _service(request).sign_in(body.username, body.password)
+    user = result.user
+    return _json(
+        SignInOut(
+            id=user.id,
+            username=user.username,
+            email=user.email,
+            roles=[role.authority for role in sorted(user.roles)],
+            accessToken=result.tokens.access_token,
+            refreshToken=result.tokens.refresh_token,
+        )
+    )
+
+
+def _refresh_token_of(body: RefreshBody) -> str:
+    if body.refreshToken is None:
+        raise RefreshTokenMissingError()
+    if not isinstance(body.refreshToken, str):
+        raise InvalidRefreshTokenError()
+    return body.refreshToken
+
+
+async def refresh(request: Request) -> Response:
+    body = await read_body(request, RefreshBody)
+    pair = await _service(request).refresh(_refresh_token_of(body))
+    return _json(TokensOut(accessToken=pair.access_token, refreshToken=pair.refresh_token))
+
+
+async def sign_out(request: Request) -> Response:
+    body = await read_body(request, RefreshBody)
+    await _service(request).sign_out(_refresh_token_of(body))
+    return _json(MessageOut("You've been signed out!"))
+
+
+# -- /api/test ---------------------------------------------------------------
+
+
+def _text(content: str) -> Response:
+    return PlainTextResponse(content)
+
+
+async def public_content(_request: Request) -> Response:
+    return _text("Public Content.")
+
+
+async def user_content(request: Request) -> Response:
+    authenticate(request)
+    return _text("User Content.")
+
+
+async def moderator_content(request: Request) -> Response:
+    require_role(authenticate(request), Role.MODERATOR)
+    return _text("Moderator Content.")
+
+
+async def admin_content(request: Request) -> Response:
+    require_role(authenticate(request), Role.ADMIN)
+    return _text("Admin Content.")
+
+
+routes = [
+    Route("/api/auth/signup", sign_up, methods=["POST"]),
+    Route("/api/auth/signin", sign_in, methods=["POST"]),
+    Route("/api/auth/refreshtoken", refresh, methods=["POST"]),
+    Route("/api/auth/signout", sign_out, methods=["POST"]),
+    Route("/api/test/all", public_content, methods=["GET"]),
+    Route("/api/test/user", user_content, methods=["GET"]),
+    Route("/api/test/mod", moderator_content, methods=["GET"]),
+    Route("/api/test/admin", admin_content, methods=["GET"]),
+]

@@ -1,0 +1,70 @@
+"""Request and response bodies as msgspec types: the tutorial's wire names live here only."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+
+from authgate.errors import InvalidInputError, MalformedBodyError
+
+T = TypeVar("T")
+
+# Generous sanity bounds; the real rules (policy.py) answer with clearer messages.
+Text = Annotated[str, msgspec.Meta(max_length=1024)]
+
+
+class SignUpBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    username: Text
+    email: Text
+    password: Text
+    roles: Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=8)] | None = None
+
+
+class SignInBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    username: Text
+    password: Text
+
+
+class RefreshBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    # Any: a missing or null token and a token of the wrong type get different answers.
+    refreshToken: Any = None  # noqa: N815 - the tutorial's wire name
+
+
+class MessageOut(msgspec.Struct, frozen=True):
+    message: str
+
+
+class SignInOut(msgspec.Struct, frozen=True):
+    id: int
+    username: str
+    email: str
+    roles: list[str]
+    accessToken: str  # noqa: N815
+    refreshToken: str  # noqa: N815
+
+
+class TokensOut(msgspec.Struct, frozen=True):
+    accessToken: str  # noqa: N815
+    refreshToken: str  # noqa: N815
+
+
+def decode(body: bytes, kind: type[T]) -> T:
+    """Parse ``body`` as ``kind``; errors name the field and never echo the value."""
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as error:
+        raise InvalidInputError(_describe(str(error))) from None
+    except msgspec.DecodeError:
+        raise MalformedBodyError() from None
+
+
+def _describe(text: str) -> str:
+    """msgspec's "Expected `str`, got `int` - at `$.username`" as a sentence for clients."""
+    problem, _, where = text.partition(" - at `$")
+    field = where.rstrip("`").lstrip(".")
+    problem = problem.replace("`", "")
+    return f"Failed! Invalid {field}: {problem}." if field else f"Failed! {problem}."
+
+
+encode = msgspec.json.Encoder().encode

@@ -1,0 +1,89 @@
+"""Value objects shared by every layer: roles, users, sessions, claims, token pairs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+#: Seconds since the epoch; injected everywhere time matters so tests never sleep.
+Clock = Callable[[], float]
+system_clock: Clock = time.time
+
+
+class Role(StrEnum):
+    USER = "user"
+    MODERATOR = "moderator"
+    ADMIN = "admin"
+
+    @property
+    def authority(self) -> str:
+        """The tutorial's wire name, e.g. ``ROLE_ADMIN``."""
+        return f"ROLE_{self.value.upper()}"
+
+
+ALL_ROLES = frozenset(Role)
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    email: str
+    roles: frozenset[Role]
+    password_hash: str = field(repr=False)
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class NewUser:
+    """What sign-up stores: names already normalised, password already hashed."""
+
+    username: str
+    email: str
+    password_hash: str = field(repr=False)
+    roles: frozenset[Role]
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    """The verified content of an access token; nothing past ``tokens`` sees a raw dict."""
+
+    subject: str
+    session_id: str
+    roles: frozenset[Role]
+    issued_at: int
+    not_before: int
+    expires_at: int
+    token_id: str
+
+    @property
+    def user_id(self) -> int:
+        return int(self.subject)
+
+
+@dataclass(frozen=True)
+class RefreshRecord:
+    """A stored refresh token (by digest) joined with its session."""
+
+    id: int
+    session_id: str
+    user_id: int
+    expires_at: int
+    used_at: int | None
+    session_revoked_at: int | None
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """The result of a sign-in: who, and the tokens for them."""
+
+    user: User
+    tokens: TokenPair

@@ -1,0 +1,49 @@
+"""argon2id hashing, off the event loop (the only importer of argon2)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import anyio
+import anyio.to_thread
+from argon2 import PasswordHasher as _Argon2
+from argon2 import Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+
+class PasswordHasher:
+    """Hashes and verifies passwords in worker threads, never on the event loop.
+
+    argon2 releases the GIL, so a burst of sign-ins runs on the other cores while
+    the loop keeps serving; the limiter bounds how many hashes run at once so a
+    burst cannot starve the loop's own core or exhaust memory.
+    """
+
+    def __init__(
+        self, *, memory_kib: int, time_cost: int, parallelism: int, concurrency: int = 0
+    ) -> None:
+        self._argon2 = _Argon2(
+            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
+        )
+        self._limiter = anyio.CapacityLimiter(concurrency or os.cpu_count() or 1)
+        # Unknown users are verified against this, so they cost what a wrong password does.
+        self._dummy_hash = self._argon2.hash(secrets.token_urlsafe(16))
+
+    async def hash(self, password: str) -> str:
+        return await anyio.to_thread.run_sync(self._argon2.hash, password, limiter=self._limiter)
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        """True if ``password`` matches; with ``None`` checks a dummy hash and returns False."""
+        target = self._dummy_hash if password_hash is None else password_hash
+        ok = await anyio.to_thread.run_sync(self._check, target, password, limiter=self._limiter)
+        return ok and password_hash is not None
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self._argon2.check_needs_rehash(password_hash)
+
+    def _check(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._argon2.verify(password_hash, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False

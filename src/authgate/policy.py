@@ -1,0 +1,60 @@
+"""Normalisation and acceptance rules for usernames, emails and passwords.
+
+One function per field, used identically at sign-up, sign-in and by the CLI, so
+"Alice", " alice " and the NFD spelling of a name are one account everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from authgate.errors import InvalidInputError, PasswordPolicyError
+
+USERNAME_MAX = 64
+EMAIL_MAX = 254
+_USERNAME = re.compile(r"^[^\s\x00-\x1f\x7f]{3,64}$")
+_EMAIL = re.compile(r"^[^\s@\x00-\x1f\x7f]{1,64}@[^\s@\x00-\x1f\x7f]+\.[^\s@\x00-\x1f\x7f]+$")
+
+
+def _nfkc(value: str) -> str:
+    return unicodedata.normalize("NFKC", value)
+
+
+def normalize_username(raw: str) -> str:
+    """NFKC, trimmed; 3-64 characters without whitespace or control characters."""
+    username = _nfkc(raw).strip()
+    if not _USERNAME.fullmatch(username):
+        raise InvalidInputError(
+            "Failed! Username must be 3 to 64 characters without spaces or control characters."
+        )
+    return username
+
+
+def username_key(username: str) -> str:
+    """The case-insensitive identity of an already-normalised username."""
+    return username.casefold()
+
+
+def normalize_email(raw: str) -> str:
+    email = _nfkc(raw).strip()
+    if len(email) > EMAIL_MAX or not _EMAIL.fullmatch(email):
+        raise InvalidInputError("Failed! Email is not a valid address.")
+    return email
+
+
+def email_key(email: str) -> str:
+    return email.casefold()
+
+
+def normalize_password(raw: str) -> str:
+    """NFKC only: no trimming, no case change, never truncation."""
+    return _nfkc(raw)
+
+
+def check_password(password: str, *, min_length: int, max_length: int) -> None:
+    """Length in code points after NFKC; no composition rules."""
+    if len(password) < min_length:
+        raise PasswordPolicyError(f"Failed! Password must be at least {min_length} characters.")
+    if len(password) > max_length:
+        raise PasswordPolicyError(f"Failed! Password must be at most {max_length} characters.")

@@ -1,0 +1,63 @@
+"""Assembles a running service from settings: database, hasher, token codec, service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from authgate.config import Settings
+from authgate.errors import ConfigurationError
+from authgate.keys import signing_key
+from authgate.models import Clock, system_clock
+from authgate.passwords import PasswordHasher
+from authgate.service import AuthService
+from authgate.storage import Database
+from authgate.storage import schema
+from authgate.tokens import TokenCodec
+
+
+def build_service(settings: Settings, database: Database, *, clock: Clock = system_clock) -> AuthService:
+    hasher = PasswordHasher(
+        memory_kib=settings.argon2_memory_kib,
+        time_cost=settings.argon2_time_cost,
+        parallelism=settings.argon2_parallelism,
+        concurrency=settings.hash_concurrency,
+    )
+    tokens = TokenCodec(
+        signing_key(settings),
+        issuer=settings.issuer,
+        audience=settings.audience,
+        ttl_seconds=settings.access_token_ttl_seconds,
+        leeway_seconds=settings.clock_leeway_seconds,
+        max_token_bytes=settings.max_token_bytes,
+        cache_size=settings.token_cache_size,
+        clock=clock,
+    )
+    return AuthService(
+        database,
+        hasher,
+        tokens,
+        refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
+        refresh_rotation=settings.refresh_rotation,
+        password_min_length=settings.password_min_length,
+        password_max_length=settings.password_max_length,
+        clock=clock,
+    )
+
+
+def open_database(settings: Settings) -> Database:
+    return Database.connect(
+        settings.resolved_database_url, pool_size=settings.db_pool_size, timeout_seconds=settings.db_timeout_seconds
+    )
+
+
+@asynccontextmanager
+async def running_service(settings: Settings, *, clock: Clock = system_clock) -> AsyncIterator[AuthService]:
+    """A service on an up-to-date schema; refuses to start on an unmigrated database."""
+    database = open_database(settings)
+    try:
+        if await schema.current(database) != schema.head():
+            raise ConfigurationError("The database schema is not up to date: run `authgate migrate` first.")
+        yield build_service(settings, database, clock=clock)
+    finally:
+        await database.close()

@@ -1,0 +1,252 @@
+"""The rules: sign_up, sign_in, refresh, sign_out and role checks. No HTTP, no SQL."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Callable, Iterable
+
+from authgate.errors import (
+    AuthError,
+    EmailTakenError,
+    InvalidCredentialsError,
+    InvalidInputError,
+    InvalidRefreshTokenError,
+    MissingTokenError,
+    RefreshTokenExpiredError,
+    RefreshTokenReusedError,
+    RefreshTokenRevokedError,
+    RoleGrantDeniedError,
+    RoleRequiredError,
+    UnknownRoleError,
+    UsernameTakenError,
+    UserNotFoundError,
+)
+from authgate.models import AccessClaims, Clock, NewUser, Role, SignedIn, TokenPair, User
+from authgate.passwords import PasswordHasher
+from authgate.policy import (
+    check_password,
+    email_key,
+    normalize_email,
+    normalize_password,
+    normalize_username,
+    username_key,
+)
+from authgate.storage import Database
+from authgate.tokens import TokenCodec
+
+security_log = logging.getLogger("authgate.security")
+
+#: Longest refresh token we look up; ours are 43 characters.
+_MAX_REFRESH_TOKEN = 256
+
+
+def parse_roles(names: Iterable[str] | None) -> frozenset[Role]:
+    """Role names as the tutorial spells them; none (or an empty list) means ``user``."""
+    found: set[Role] = set()
+    for name in names or ():
+        try:
+            found.add(Role(name))
+        except ValueError:
+            raise UnknownRoleError(name) from None
+    return frozenset(found) or frozenset({Role.USER})
+
+
+def require_role(claims: AccessClaims, role: Role) -> None:
+    """The one role check, shared by routes and the service: each route asks for its own role."""
+    if role not in claims.roles:
+        raise RoleRequiredError(role)
+
+
+def _digest(refresh_token: str) -> str:
+    return hashlib.sha256(refresh_token.encode()).hexdigest()
+
+
+class AuthService:
+    """Sign-up, sign-in, refresh and sign-out, each one short transaction."""
+
+    def __init__(
+        self,
+        database: Database,
+        hasher: PasswordHasher,
+        tokens: TokenCodec,
+        *,
+        refresh_ttl_seconds: int,
+        refresh_rotation: bool,
+        password_min_length: int,
+        password_max_length: int,
+        clock: Clock,
+        new_secret: Callable[[], str] = lambda: secrets.token_urlsafe(32),
+    ) -> None:
+        self.database = database
+        self._hasher = hasher
+        self._tokens = tokens
+        self._refresh_ttl = refresh_ttl_seconds
+        self._rotation = refresh_rotation
+        self._password_min = password_min_length
+        self._password_max = password_max_length
+        self._clock = clock
+        self._new_secret = new_secret
+
+    # -- access tokens -------------------------------------------------------
+
+    def authenticate(self, token: str | None) -> AccessClaims:
+        """Verified claims of an access token; no database round trip."""
+        if not token:
+            raise MissingTokenError()
+        return self._tokens.verify(token)
+
+    # -- sign-up -------------------------------------------------------------
+
+    async def sign_up(
+        self,
+        username: str,
+        email: str,
+        password: str,
+        roles: Iterable[str] | None = None,
+        *,
+        actor: AccessClaims | None = None,
+    ) -> int:
+        """Create a user; roles beyond ``user`` need an admin's verified token as ``actor``."""
+        wanted = parse_roles(roles)
+        if wanted - {Role.USER} and (actor is None or Role.ADMIN not in actor.roles):
+            raise RoleGrantDeniedError()
+        return await self._create_user(username, email, password, wanted)
+
+    async def _create_user(self, username: str, email: str, password: str, wanted: frozenset[Role]) -> int:
+        name = normalize_username(username)
+        address = normalize_email(email)
+        secret = normalize_password(password)
+        check_password(secret, min_length=self._password_min, max_length=self._password_max)
+        name_key, address_key = username_key(name), email_key(address)
+        # Cheap checks first, so a duplicate costs no hash; the unique indexes decide races.
+        async with self.database.transaction() as tx:
+            if await tx.users.username_key_exists(name_key):
+                raise UsernameTakenError()
+            if await tx.users.email_key_exists(address_key):
+                raise EmailTakenError()
+        password_hash = await self._hasher.hash(secret)
+        async with self.database.transaction() as tx:
+            user_id = await tx.users.insert(
+                NewUser(username=name, email=address, password_hash=password_hash, roles=wanted),
+                username_key=name_key,
+                email_key=address_key,
+                now=int(self._clock()),
+            )
+        security_log.info("user.created", extra={"event": "user.created", "user_id": user_id})
+        return user_id
+
+    # -- sign-in -------------------------------------------------------------
+
+    async def sign_in(self, username: str, password: str) -> SignedIn:
+        """Tokens for valid credentials; one error, one cost, for every kind of failure."""
+        user: User | None = None
+        try:
+            key = username_key(normalize_username(username))
+        except InvalidInputError:
+            key = None
+        if key is not None:
+            async with self.database.transaction() as tx:
+                user = await tx.users.get_by_username_key(key)
+        if user is not None and not user.enabled:
+            user = None
+        secret = normalize_password(password)
+        if not await self._hasher.verify(user.password_hash if user else None, secret):
+            security_log.warning("sign_in.failed", extra={"event": "sign_in.failed"})
+            raise InvalidCredentialsError()
+        assert user is not None
+        upgraded = await self._hasher.hash(secret) if self._hasher.needs_rehash(user.password_hash) else None
+
+        now = int(self._clock())
+        session_id = secrets.token_hex(16)
+        refresh_token = self._new_secret()
+        async with self.database.transaction() as tx:
+            if upgraded is not None:
+                await tx.users.set_password_hash(user.id, upgraded)
+            await tx.sessions.create(session_id, user.id, now=now, expires_at=now + self._refresh_ttl)
+            await tx.refresh_tokens.insert(
+                _digest(refresh_token), session_id, parent_id=None, now=now, expires_at=now + self._refresh_ttl
+            )
+        security_log.info("sign_in.succeeded", extra={"event": "sign_in.succeeded", "user_id": user.id})
+        access_token = self._tokens.issue(user.id, user.roles, session_id)
+        return SignedIn(user=user, tokens=TokenPair(access_token, refresh_token))
+
+    # -- refresh -------------------------------------------------------------
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        """Spend ``refresh_token`` for a new pair; a spent token revokes its whole session."""
+        if not refresh_token or len(refresh_token) > _MAX_REFRESH_TOKEN:
+            raise InvalidRefreshTokenError()
+        now = int(self._clock())
+        failure: AuthError | None = None
+        successor = refresh_token
+        async with self.database.transaction() as tx:
+            record = await tx.refresh_tokens.find(_digest(refresh_token))
+            if record is None:
+                raise InvalidRefreshTokenError()
+            if record.session_revoked_at is not None:
+                raise RefreshTokenRevokedError()
+            if record.expires_at <= now:
+                await tx.refresh_tokens.delete(record.id)
+                failure = RefreshTokenExpiredError()
+            elif self._rotation and not await tx.refresh_tokens.spend(record.id, now=now):
+                await tx.sessions.revoke(record.session_id, now=now)
+                failure = RefreshTokenReusedError()
+            else:
+                user = await tx.users.get(record.user_id)
+                if user is None or not user.enabled:
+                    raise RefreshTokenRevokedError()
+                if self._rotation:
+                    successor = self._new_secret()
+                    # The successor inherits the absolute expiry: rotation never extends a session.
+                    await tx.refresh_tokens.insert(
+                        _digest(successor), record.session_id, parent_id=record.id, now=now,
+                        expires_at=record.expires_at,
+                    )
+        if isinstance(failure, RefreshTokenReusedError):
+            security_log.warning(
+                "refresh.reuse_detected",
+                extra={"event": "refresh.reuse_detected", "user_id": record.user_id, "session_id": record.session_id},
+            )
+        if failure is not None:
+            raise failure
+        return TokenPair(self._tokens.issue(user.id, user.roles, record.session_id), successor)
+
+    # -- sign-out ------------------------------------------------------------
+
+    async def sign_out(self, refresh_token: str) -> None:
+        """Revoke the session the token belongs to; unknown tokens are silently accepted."""
+        if not refresh_token or len(refresh_token) > _MAX_REFRESH_TOKEN:
+            return
+        now = int(self._clock())
+        async with self.database.transaction() as tx:
+            record = await tx.refresh_tokens.find(_digest(refresh_token))
+            if record is None or not await tx.sessions.revoke(record.session_id, now=now):
+                return
+        security_log.info(
+            "session.revoked",
+            extra={"event": "session.revoked", "user_id": record.user_id, "session_id": record.session_id},
+        )
+
+    # -- operators -----------------------------------------------------------
+
+    async def create_user(self, username: str, email: str, password: str, roles: Iterable[str]) -> int:
+        """Operator path (CLI): any roles, same password and name rules as sign-up."""
+        return await self._create_user(username, email, password, parse_roles(roles))
+
+    async def list_users(self) -> list[User]:
+        async with self.database.transaction() as tx:
+            return await tx.users.list()
+
+    async def set_roles(self, username: str, roles: Iterable[str]) -> User:
+        wanted = parse_roles(roles)
+        async with self.database.transaction() as tx:
+            user = await tx.users.get_by_username_key(username_key(normalize_username(username)))
+            if user is None:
+                raise UserNotFoundError()
+            await tx.users.set_roles(user.id, wanted)
+            updated = await tx.users.get(user.id)
+        assert updated is not None
+        security_log.info("user.roles_changed", extra={"event": "user.roles_changed", "user_id": user.id})
+        return updated

@@ -1,0 +1,137 @@
+"""Engines, transactions and the translation of driver errors into authgate's."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from authgate.errors import ConfigurationError, StorageUnavailableError
+from authgate.storage.repositories import RefreshTokens, Sessions, Users
+
+_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "mysql": "mysql+asyncmy",
+    "mariadb": "mysql+asyncmy",
+}
+
+
+def async_url(url: str) -> sa.URL:
+    """Map a plain URL (``postgresql://…``) to the async driver authgate uses for it."""
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError:
+        raise ConfigurationError("AUTHGATE_DATABASE_URL is not a database URL.") from None
+    backend = parsed.drivername.split("+")[0]
+    if backend not in _DRIVERS:
+        raise ConfigurationError(
+            f"AUTHGATE_DATABASE_URL: unsupported database '{backend}' (use sqlite, postgresql or mysql)."
+        )
+    parsed = parsed.set(drivername=_DRIVERS[backend])
+    if backend in ("mysql", "mariadb") and "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return parsed
+
+
+def create_engine(url: str, *, pool_size: int = 10, timeout_seconds: int = 3) -> AsyncEngine:
+    target = async_url(url)
+    backend = target.get_backend_name()
+    kwargs: dict[str, Any] = {}
+    if backend == "sqlite":
+        kwargs["connect_args"] = {"timeout": timeout_seconds}
+        if target.database and target.database != ":memory:":
+            Path(target.database).parent.mkdir(parents=True, exist_ok=True)
+    else:
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=timeout_seconds, pool_recycle=1800)
+        key = "timeout" if backend == "postgresql" else "connect_timeout"
+        kwargs["connect_args"] = {key: timeout_seconds}
+    engine = create_async_engine(target, **kwargs)
+    if backend == "sqlite":
+        _tune_sqlite(engine, timeout_seconds)
+    return engine
+
+
+def _tune_sqlite(engine: AsyncEngine, timeout_seconds: int) -> None:
+    """WAL, foreign keys, and ``BEGIN IMMEDIATE`` so writers queue instead of failing."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event, not the driver, start transactions.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={timeout_seconds * 1000}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        # A deferred transaction that reads and then writes fails at once with
+        # SQLITE_BUSY when another process wrote in between; IMMEDIATE waits.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@asynccontextmanager
+async def unavailable_as_error() -> AsyncIterator[None]:
+    """Translate "the database did not answer" from any driver into StorageUnavailableError."""
+    try:
+        yield
+    except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError) as error:
+        raise StorageUnavailableError() from error
+    except sa.exc.DBAPIError as error:
+        if error.connection_invalidated:
+            raise StorageUnavailableError() from error
+        raise
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """One unit of work: repositories over a single connection and transaction."""
+
+    connection: AsyncConnection
+    users: Users
+    sessions: Sessions
+    refresh_tokens: RefreshTokens
+
+
+class Database:
+    """The service's handle on storage: opens transactions, hides engines and drivers."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def connect(cls, url: str, *, pool_size: int = 10, timeout_seconds: int = 3) -> Database:
+        return cls(create_engine(url, pool_size=pool_size, timeout_seconds=timeout_seconds))
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """Commit on success, roll back on any exception; driver failures become 503s."""
+        async with unavailable_as_error(), self.engine.begin() as connection:
+            yield Transaction(
+                connection=connection,
+                users=Users(connection),
+                sessions=Sessions(connection),
+                refresh_tokens=RefreshTokens(connection),
+            )
+
+    async def ping(self) -> None:
+        async with self.transaction() as tx:
+            await tx.connection.execute(sa.text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,180 @@
+"""Repositories: the SQL for users, sessions and refresh tokens. They never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from authgate.errors import EmailTakenError, UsernameTakenError
+from authgate.models import NewUser, RefreshRecord, Role, User
+from authgate.storage.tables import refresh_tokens, roles, sessions, user_roles, users
+
+#: Fixed ids, as in the tutorial's seed data; created by the first migration.
+ROLE_IDS = {Role.USER: 1, Role.MODERATOR: 2, Role.ADMIN: 3}
+_ROLE_BY_ID = {v: k for k, v in ROLE_IDS.items()}
+
+_USER_COLUMNS = (
+    users.c.id,
+    users.c.username,
+    users.c.email,
+    users.c.password_hash,
+    users.c.enabled,
+    user_roles.c.role_id,
+)
+
+
+def _users_from_rows(rows: Sequence[sa.Row[tuple[int, str, str, str, bool, int | None]]]) -> list[User]:
+    grouped: dict[int, tuple[sa.Row[tuple[int, str, str, str, bool, int | None]], set[Role]]] = {}
+    for row in rows:
+        entry = grouped.setdefault(row.id, (row, set()))
+        if row.role_id is not None:
+            entry[1].add(_ROLE_BY_ID[row.role_id])
+    return [
+        User(
+            id=row.id,
+            username=row.username,
+            email=row.email,
+            roles=frozenset(found),
+            password_hash=row.password_hash,
+            enabled=bool(row.enabled),
+        )
+        for row, found in grouped.values()
+    ]
+
+
+class Users:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    def _select(self) -> sa.Select[tuple[int, str, str, str, bool, int | None]]:
+        return sa.select(*_USER_COLUMNS).select_from(users.outerjoin(user_roles)).order_by(users.c.id)
+
+    async def get_by_username_key(self, key: str) -> User | None:
+        rows = (await self._c.execute(self._select().where(users.c.username_key == key))).all()
+        found = _users_from_rows(rows)
+        return found[0] if found else None
+
+    async def get(self, user_id: int) -> User | None:
+        rows = (await self._c.execute(self._select().where(users.c.id == user_id))).all()
+        found = _users_from_rows(rows)
+        return found[0] if found else None
+
+    async def list(self) -> list[User]:
+        return _users_from_rows((await self._c.execute(self._select())).all())
+
+    async def username_key_exists(self, key: str) -> bool:
+        query = sa.select(users.c.id).where(users.c.username_key == key)
+        return (await self._c.execute(query)).first() is not None
+
+    async def email_key_exists(self, key: str) -> bool:
+        query = sa.select(users.c.id).where(users.c.email_key == key)
+        return (await self._c.execute(query)).first() is not None
+
+    async def insert(self, new: NewUser, *, username_key: str, email_key: str, now: int) -> int:
+        """Insert the user and their roles; a clash becomes Username/EmailTakenError."""
+        try:
+            async with self._c.begin_nested():
+                result = await self._c.execute(
+                    users.insert().values(
+                        username=new.username,
+                        username_key=username_key,
+                        email=new.email,
+                        email_key=email_key,
+                        password_hash=new.password_hash,
+                        created_at=now,
+                    )
+                )
+        except sa.exc.IntegrityError:
+            if await self.username_key_exists(username_key):
+                raise UsernameTakenError() from None
+            raise EmailTakenError() from None
+        (user_id,) = result.inserted_primary_key or (None,)
+        assert isinstance(user_id, int)
+        await self.set_roles(user_id, new.roles)
+        return user_id
+
+    async def set_roles(self, user_id: int, new_roles: Iterable[Role]) -> None:
+        await self._c.execute(user_roles.delete().where(user_roles.c.user_id == user_id))
+        rows = [{"user_id": user_id, "role_id": ROLE_IDS[role]} for role in sorted(set(new_roles))]
+        if rows:
+            await self._c.execute(user_roles.insert(), rows)
+
+    async def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        await self._c.execute(users.update().where(users.c.id == user_id).values(password_hash=password_hash))
+
+
+class Sessions:
+    """A session is the family of refresh tokens descended from one sign-in."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def create(self, session_id: str, user_id: int, *, now: int, expires_at: int) -> None:
+        await self._c.execute(
+            sessions.insert().values(id=session_id, user_id=user_id, created_at=now, expires_at=expires_at)
+        )
+
+    async def revoke(self, session_id: str, *, now: int) -> bool:
+        result = await self._c.execute(
+            sessions.update()
+            .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        return result.rowcount == 1
+
+
+class RefreshTokens:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def insert(
+        self, token_hash: str, session_id: str, *, parent_id: int | None, now: int, expires_at: int
+    ) -> None:
+        await self._c.execute(
+            refresh_tokens.insert().values(
+                token_hash=token_hash,
+                session_id=session_id,
+                parent_id=parent_id,
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
+
+    async def find(self, token_hash: str) -> RefreshRecord | None:
+        query = (
+            sa.select(
+                refresh_tokens.c.id,
+                refresh_tokens.c.session_id,
+                sessions.c.user_id,
+                refresh_tokens.c.expires_at,
+                refresh_tokens.c.used_at,
+                sessions.c.revoked_at,
+            )
+            .select_from(refresh_tokens.join(sessions))
+            .where(refresh_tokens.c.token_hash == token_hash)
+        )
+        row = (await self._c.execute(query)).first()
+        if row is None:
+            return None
+        return RefreshRecord(
+            id=row.id,
+            session_id=row.session_id,
+            user_id=row.user_id,
+            expires_at=row.expires_at,
+            used_at=row.used_at,
+            session_revoked_at=row.revoked_at,
+        )
+
+    async def spend(self, token_id: int, *, now: int) -> bool:
+        """Mark the token used; False if someone else already did (one atomic statement)."""
+        result = await self._c.execute(
+            refresh_tokens.update()
+            .where(refresh_tokens.c.id == token_id, refresh_tokens.c.used_at.is_(None))
+            .values(used_at=now)
+        )
+        return result.rowcount == 1
+
+    async def delete(self, token_id: int) -> None:
+        await self._c.execute(refresh_tokens.delete().where(refresh_tokens.c.id == token_id))

@@ -1,0 +1,39 @@
+"""Applying and checking migrations (Alembic), on the same async engine the server uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from authgate.storage.database import Database, unavailable_as_error
+
+_SCRIPTS = Path(__file__).with_name("migrations")
+
+
+def _config(connection: sa.Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_SCRIPTS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head() -> str:
+    revision = ScriptDirectory.from_config(_config()).get_current_head()
+    assert revision is not None
+    return revision
+
+
+async def upgrade(database: Database) -> None:
+    """Bring the schema to the newest revision; a no-op when it is already there."""
+    async with unavailable_as_error(), database.engine.begin() as connection:
+        await connection.run_sync(lambda sync: command.upgrade(_config(sync), "head"))
+
+
+async def current(database: Database) -> str | None:
+    async with unavailable_as_error(), database.engine.connect() as connection:
+        return await connection.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
