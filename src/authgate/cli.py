@@ -31,11 +31,17 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("migrate", help="create or upgrade the database schema")
 
-    users = commands.add_parser("users", help="manage users").add_subparsers(dest="action", required=True)
-    create = users.add_parser("create", help="create a user (password prompted, or read from stdin)")
+    users = commands.add_parser("users", help="manage users").add_subparsers(
+        dest="action", required=True
+    )
+    create = users.add_parser(
+        "create", help="create a user (password prompted, or read from stdin)"
+    )
     create.add_argument("username")
     create.add_argument("--email", required=True)
-    create.add_argument("--role", action="append", dest="roles", choices=["user", "moderator", "admin"])
+    create.add_argument(
+        "--role", action="append", dest="roles", choices=["user", "moderator", "admin"]
+    )
     users.add_parser("list", help="list users and their roles")
     set_roles = users.add_parser("set-roles", help="replace a user's roles")
     set_roles.add_argument("username")
@@ -92,7 +98,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         workers=args.workers or settings.workers,
     )
     signing_key(settings)  # create the development key once, before workers race for it
-    serve: Callable[[Settings], None] = _serve_uvicorn if args.server == "uvicorn" else _serve_granian
+    serve: Callable[[Settings], None] = (
+        _serve_uvicorn if args.server == "uvicorn" else _serve_granian
+    )
     serve(settings)
     return 0
 
@@ -131,7 +139,9 @@ async def _users(settings: Settings, args: argparse.Namespace) -> int:
     async with running_service(settings) as service:
         if args.action == "create":
             password = _read_password()
-            user_id = await service.create_user(args.username, args.email, password, args.roles or ["user"])
+            user_id = await service.create_user(
+                args.username, args.email, password, args.roles or ["user"]
+            )
             print(f"created user {args.username} (id {user_id})")
         elif args.action == "list":
             for user in await service.list_users():

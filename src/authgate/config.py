@@ -66,7 +66,9 @@ class Settings:
         if dotenv is not None and Path(dotenv).is_file():
             raw.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
         raw.update(os.environ if environ is None else environ)
-        return cls.from_mapping({k[len(PREFIX) :].lower(): v for k, v in raw.items() if k.startswith(PREFIX)})
+        return cls.from_mapping(
+            {k[len(PREFIX) :].lower(): v for k, v in raw.items() if k.startswith(PREFIX)}
+        )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
@@ -94,10 +96,12 @@ class Settings:
         """Refuse combinations that are individually valid but unsafe together."""
         if self.signing_key is not None:
             if self.signing_key.lower() in KNOWN_WEAK_KEYS:
-                raise ConfigurationError(f"{PREFIX}SIGNING_KEY is a well-known default; generate a random one.")
+                raise ConfigurationError(
+                    f"{PREFIX}SIGNING_KEY is a well-known default; generate a random one."
+                )
             if len(self.signing_key.encode()) < MIN_SIGNING_KEY_BYTES:
                 raise ConfigurationError(
-                    f"{PREFIX}SIGNING_KEY must be at least {MIN_SIGNING_KEY_BYTES} bytes of random data."
+                    f"{PREFIX}SIGNING_KEY must be at least {MIN_SIGNING_KEY_BYTES} random bytes."
                 )
         elif self.env == "production":
             raise ConfigurationError(
@@ -105,9 +109,13 @@ class Settings:
                 f"(at least {MIN_SIGNING_KEY_BYTES} random bytes, e.g. `openssl rand -base64 48`)."
             )
         if "*" in self.cors_origins:
-            raise ConfigurationError(f"{PREFIX}CORS_ORIGINS must list exact origins; '*' is refused.")
+            raise ConfigurationError(
+                f"{PREFIX}CORS_ORIGINS must list exact origins; '*' is refused."
+            )
         if self.password_min_length > self.password_max_length:
-            raise ConfigurationError(f"{PREFIX}PASSWORD_MIN_LENGTH exceeds {PREFIX}PASSWORD_MAX_LENGTH.")
+            raise ConfigurationError(
+                f"{PREFIX}PASSWORD_MIN_LENGTH exceeds {PREFIX}PASSWORD_MAX_LENGTH."
+            )
 
     @property
     def resolved_database_url(self) -> str:

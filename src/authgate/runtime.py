@@ -11,12 +11,13 @@ from authgate.keys import signing_key
 from authgate.models import Clock, system_clock
 from authgate.passwords import PasswordHasher
 from authgate.service import AuthService
-from authgate.storage import Database
-from authgate.storage import schema
+from authgate.storage import Database, schema
 from authgate.tokens import TokenCodec
 
 
-def build_service(settings: Settings, database: Database, *, clock: Clock = system_clock) -> AuthService:
+def build_service(
+    settings: Settings, database: Database, *, clock: Clock = system_clock
+) -> AuthService:
     hasher = PasswordHasher(
         memory_kib=settings.argon2_memory_kib,
         time_cost=settings.argon2_time_cost,
@@ -47,17 +48,23 @@ def build_service(settings: Settings, database: Database, *, clock: Clock = syst
 
 def open_database(settings: Settings) -> Database:
     return Database.connect(
-        settings.resolved_database_url, pool_size=settings.db_pool_size, timeout_seconds=settings.db_timeout_seconds
+        settings.resolved_database_url,
+        pool_size=settings.db_pool_size,
+        timeout_seconds=settings.db_timeout_seconds,
     )
 
 
 @asynccontextmanager
-async def running_service(settings: Settings, *, clock: Clock = system_clock) -> AsyncIterator[AuthService]:
+async def running_service(
+    settings: Settings, *, clock: Clock = system_clock
+) -> AsyncIterator[AuthService]:
     """A service on an up-to-date schema; refuses to start on an unmigrated database."""
     database = open_database(settings)
     try:
         if await schema.current(database) != schema.head():
-            raise ConfigurationError("The database schema is not up to date: run `authgate migrate` first.")
+            raise ConfigurationError(
+                "The database schema is not up to date: run `authgate migrate` first."
+            )
         yield build_service(settings, database, clock=clock)
     finally:
         await database.close()

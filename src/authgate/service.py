@@ -23,7 +23,16 @@ from authgate.errors import (
     UsernameTakenError,
     UserNotFoundError,
 )
-from authgate.models import AccessClaims, Clock, NewUser, Role, SignedIn, TokenPair, User
+from authgate.models import (
+    AccessClaims,
+    Clock,
+    NewUser,
+    RefreshRecord,
+    Role,
+    SignedIn,
+    TokenPair,
+    User,
+)
 from authgate.passwords import PasswordHasher
 from authgate.policy import (
     check_password,
@@ -33,7 +42,7 @@ from authgate.policy import (
     normalize_username,
     username_key,
 )
-from authgate.storage import Database
+from authgate.storage import Database, Transaction
 from authgate.tokens import TokenCodec
 
 security_log = logging.getLogger("authgate.security")
@@ -114,7 +123,9 @@ class AuthService:
             raise RoleGrantDeniedError()
         return await self._create_user(username, email, password, wanted)
 
-    async def _create_user(self, username: str, email: str, password: str, wanted: frozenset[Role]) -> int:
+    async def _create_user(
+        self, username: str, email: str, password: str, wanted: frozenset[Role]
+    ) -> int:
         name = normalize_username(username)
         address = normalize_email(email)
         secret = normalize_password(password)
@@ -155,8 +166,13 @@ class AuthService:
         if not await self._hasher.verify(user.password_hash if user else None, secret):
             security_log.warning("sign_in.failed", extra={"event": "sign_in.failed"})
             raise InvalidCredentialsError()
-        assert user is not None
-        upgraded = await self._hasher.hash(secret) if self._hasher.needs_rehash(user.password_hash) else None
+        if user is None:  # pragma: no cover - verify() is False without a hash
+            raise InvalidCredentialsError()
+        upgraded = (
+            await self._hasher.hash(secret)
+            if self._hasher.needs_rehash(user.password_hash)
+            else None
+        )
 
         now = int(self._clock())
         session_id = secrets.token_hex(16)
@@ -164,11 +180,19 @@ class AuthService:
         async with self.database.transaction() as tx:
             if upgraded is not None:
                 await tx.users.set_password_hash(user.id, upgraded)
-            await tx.sessions.create(session_id, user.id, now=now, expires_at=now + self._refresh_ttl)
-            await tx.refresh_tokens.insert(
-                _digest(refresh_token), session_id, parent_id=None, now=now, expires_at=now + self._refresh_ttl
+            await tx.sessions.create(
+                session_id, user.id, now=now, expires_at=now + self._refresh_ttl
             )
-        security_log.info("sign_in.succeeded", extra={"event": "sign_in.succeeded", "user_id": user.id})
+            await tx.refresh_tokens.insert(
+                _digest(refresh_token),
+                session_id,
+                parent_id=None,
+                now=now,
+                expires_at=now + self._refresh_ttl,
+            )
+        security_log.info(
+            "sign_in.succeeded", extra={"event": "sign_in.succeeded", "user_id": user.id}
+        )
         access_token = self._tokens.issue(user.id, user.roles, session_id)
         return SignedIn(user=user, tokens=TokenPair(access_token, refresh_token))
 
@@ -179,39 +203,51 @@ class AuthService:
         if not refresh_token or len(refresh_token) > _MAX_REFRESH_TOKEN:
             raise InvalidRefreshTokenError()
         now = int(self._clock())
-        failure: AuthError | None = None
-        successor = refresh_token
+        successor = self._new_secret() if self._rotation else refresh_token
         async with self.database.transaction() as tx:
             record = await tx.refresh_tokens.find(_digest(refresh_token))
-            if record is None:
-                raise InvalidRefreshTokenError()
-            if record.session_revoked_at is not None:
-                raise RefreshTokenRevokedError()
-            if record.expires_at <= now:
-                await tx.refresh_tokens.delete(record.id)
-                failure = RefreshTokenExpiredError()
-            elif self._rotation and not await tx.refresh_tokens.spend(record.id, now=now):
+            outcome = await self._spend(tx, record, successor, now)
+        # Raised only after the commit: a revocation or a clean-up must persist.
+        if isinstance(outcome, AuthError):
+            raise outcome
+        user, session_id = outcome
+        return TokenPair(self._tokens.issue(user.id, user.roles, session_id), successor)
+
+    async def _spend(
+        self, tx: Transaction, record: RefreshRecord | None, successor: str, now: int
+    ) -> tuple[User, str] | AuthError:
+        if record is None:
+            return InvalidRefreshTokenError()
+        if record.session_revoked_at is not None:
+            return RefreshTokenRevokedError()
+        if record.expires_at <= now:
+            await tx.refresh_tokens.delete(record.id)
+            return RefreshTokenExpiredError()
+        if self._rotation:
+            if not await tx.refresh_tokens.spend(record.id, now=now):
                 await tx.sessions.revoke(record.session_id, now=now)
-                failure = RefreshTokenReusedError()
-            else:
-                user = await tx.users.get(record.user_id)
-                if user is None or not user.enabled:
-                    raise RefreshTokenRevokedError()
-                if self._rotation:
-                    successor = self._new_secret()
-                    # The successor inherits the absolute expiry: rotation never extends a session.
-                    await tx.refresh_tokens.insert(
-                        _digest(successor), record.session_id, parent_id=record.id, now=now,
-                        expires_at=record.expires_at,
-                    )
-        if isinstance(failure, RefreshTokenReusedError):
-            security_log.warning(
-                "refresh.reuse_detected",
-                extra={"event": "refresh.reuse_detected", "user_id": record.user_id, "session_id": record.session_id},
+                security_log.warning(
+                    "refresh.reuse_detected",
+                    extra={
+                        "event": "refresh.reuse_detected",
+                        "user_id": record.user_id,
+                        "session_id": record.session_id,
+                    },
+                )
+                return RefreshTokenReusedError()
+            # The successor inherits the absolute expiry: rotation never extends a session.
+            await tx.refresh_tokens.insert(
+                _digest(successor),
+                record.session_id,
+                parent_id=record.id,
+                now=now,
+                expires_at=record.expires_at,
             )
-        if failure is not None:
-            raise failure
-        return TokenPair(self._tokens.issue(user.id, user.roles, record.session_id), successor)
+        user = await tx.users.get(record.user_id)
+        if user is None or not user.enabled:
+            await tx.sessions.revoke(record.session_id, now=now)
+            return RefreshTokenRevokedError()
+        return user, record.session_id
 
     # -- sign-out ------------------------------------------------------------
 
@@ -226,12 +262,18 @@ class AuthService:
                 return
         security_log.info(
             "session.revoked",
-            extra={"event": "session.revoked", "user_id": record.user_id, "session_id": record.session_id},
+            extra={
+                "event": "session.revoked",
+                "user_id": record.user_id,
+                "session_id": record.session_id,
+            },
         )
 
     # -- operators -----------------------------------------------------------
 
-    async def create_user(self, username: str, email: str, password: str, roles: Iterable[str]) -> int:
+    async def create_user(
+        self, username: str, email: str, password: str, roles: Iterable[str]
+    ) -> int:
         """Operator path (CLI): any roles, same password and name rules as sign-up."""
         return await self._create_user(username, email, password, parse_roles(roles))
 
@@ -247,6 +289,9 @@ class AuthService:
                 raise UserNotFoundError()
             await tx.users.set_roles(user.id, wanted)
             updated = await tx.users.get(user.id)
-        assert updated is not None
-        security_log.info("user.roles_changed", extra={"event": "user.roles_changed", "user_id": user.id})
+        if updated is None:  # pragma: no cover - deleted within our own transaction
+            raise UserNotFoundError()
+        security_log.info(
+            "user.roles_changed", extra={"event": "user.roles_changed", "user_id": user.id}
+        )
         return updated

@@ -22,7 +22,7 @@ from authgate.errors import InvalidTokenError, TokenExpiredError
 from authgate.models import AccessClaims, Clock, Role
 
 ALGORITHM = "HS256"
-TOKEN_TYPE = "at+jwt"
+TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type (RFC 9068), not a secret
 _JWS_COMPACT = re.compile(rb"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 _ALLOWED_HEADER = frozenset({"alg", "typ", "kid"})
 
@@ -81,7 +81,9 @@ class TokenCodec:
             "exp": now + self._ttl,
             "roles": sorted(roles),
         }
-        return jwt.encode({"alg": ALGORITHM, "typ": TOKEN_TYPE}, claims, self._key, algorithms=[ALGORITHM])
+        return jwt.encode(
+            {"alg": ALGORITHM, "typ": TOKEN_TYPE}, claims, self._key, algorithms=[ALGORITHM]
+        )
 
     def verify(self, token: str) -> AccessClaims:
         """Claims of a valid token; ``TokenExpiredError`` only once the signature verified."""

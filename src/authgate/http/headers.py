@@ -27,7 +27,9 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in _REPLACED]
+                headers = [
+                    (k, v) for k, v in message.get("headers", ()) if k.lower() not in _REPLACED
+                ]
                 message["headers"] = headers + _SECURITY_HEADERS
             await send(message)
 

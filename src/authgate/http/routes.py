@@ -39,7 +39,9 @@ def _service(request: Request) -> AuthService:
 
 
 def access_token(request: Request) -> str | None:
-    """The one place a token is read: ``x-access-token`` or ``Authorization: Bearer``, never the URL.
+    """The one place a token is read: ``x-access-token`` or ``Authorization: Bearer``.
+
+    Never from the URL.
 
     When both headers are present they must carry the same token; two different
     tokens are refused rather than silently picking one.
@@ -95,7 +97,9 @@ async def sign_up(request: Request) -> Response:
             actor = authenticate(request)
         except AuthError:
             actor = None  # a stale token on a public route is ignored; the grant check decides
-    await _service(request).sign_up(body.username, body.email, body.password, body.roles, actor=actor)
+    await _service(request).sign_up(
+        body.username, body.email, body.password, body.roles, actor=actor
+    )
     return _json(MessageOut("User registered successfully!"))
 
 

@@ -18,7 +18,10 @@ class SignUpBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     username: Text
     email: Text
     password: Text
-    roles: Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=8)] | None = None
+    roles: (
+        Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=8)]
+        | None
+    ) = None
 
 
 class SignInBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -34,7 +34,8 @@ def async_url(url: str) -> sa.URL:
     backend = parsed.drivername.split("+")[0]
     if backend not in _DRIVERS:
         raise ConfigurationError(
-            f"AUTHGATE_DATABASE_URL: unsupported database '{backend}' (use sqlite, postgresql or mysql)."
+            f"AUTHGATE_DATABASE_URL: unsupported database '{backend}' "
+            "(use sqlite, postgresql or mysql)."
         )
     parsed = parsed.set(drivername=_DRIVERS[backend])
     if backend in ("mysql", "mariadb") and "charset" not in parsed.query:
@@ -51,7 +52,12 @@ def create_engine(url: str, *, pool_size: int = 10, timeout_seconds: int = 3) ->
         if target.database and target.database != ":memory:":
             Path(target.database).parent.mkdir(parents=True, exist_ok=True)
     else:
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=timeout_seconds, pool_recycle=1800)
+        kwargs.update(
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_timeout=timeout_seconds,
+            pool_recycle=1800,
+        )
         key = "timeout" if backend == "postgresql" else "connect_timeout"
         kwargs["connect_args"] = {key: timeout_seconds}
     engine = create_async_engine(target, **kwargs)

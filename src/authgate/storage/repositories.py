@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authgate.errors import EmailTakenError, UsernameTakenError
 from authgate.models import NewUser, RefreshRecord, Role, User
-from authgate.storage.tables import refresh_tokens, roles, sessions, user_roles, users
+from authgate.storage.tables import refresh_tokens, sessions, user_roles, users
 
 #: Fixed ids, as in the tutorial's seed data; created by the first migration.
 ROLE_IDS = {Role.USER: 1, Role.MODERATOR: 2, Role.ADMIN: 3}
@@ -25,7 +25,9 @@ _USER_COLUMNS = (
 )
 
 
-def _users_from_rows(rows: Sequence[sa.Row[tuple[int, str, str, str, bool, int | None]]]) -> list[User]:
+def _users_from_rows(
+    rows: Sequence[sa.Row[tuple[int, str, str, str, bool, int | None]]],
+) -> list[User]:
     grouped: dict[int, tuple[sa.Row[tuple[int, str, str, str, bool, int | None]], set[Role]]] = {}
     for row in rows:
         entry = grouped.setdefault(row.id, (row, set()))
@@ -49,7 +51,9 @@ class Users:
         self._c = connection
 
     def _select(self) -> sa.Select[tuple[int, str, str, str, bool, int | None]]:
-        return sa.select(*_USER_COLUMNS).select_from(users.outerjoin(user_roles)).order_by(users.c.id)
+        return (
+            sa.select(*_USER_COLUMNS).select_from(users.outerjoin(user_roles)).order_by(users.c.id)
+        )
 
     async def get_by_username_key(self, key: str) -> User | None:
         rows = (await self._c.execute(self._select().where(users.c.username_key == key))).all()
@@ -90,8 +94,8 @@ class Users:
             if await self.username_key_exists(username_key):
                 raise UsernameTakenError() from None
             raise EmailTakenError() from None
-        (user_id,) = result.inserted_primary_key or (None,)
-        assert isinstance(user_id, int)
+        (inserted,) = result.inserted_primary_key or (0,)
+        user_id = int(inserted)
         await self.set_roles(user_id, new.roles)
         return user_id
 
@@ -102,7 +106,9 @@ class Users:
             await self._c.execute(user_roles.insert(), rows)
 
     async def set_password_hash(self, user_id: int, password_hash: str) -> None:
-        await self._c.execute(users.update().where(users.c.id == user_id).values(password_hash=password_hash))
+        await self._c.execute(
+            users.update().where(users.c.id == user_id).values(password_hash=password_hash)
+        )
 
 
 class Sessions:
@@ -113,7 +119,9 @@ class Sessions:
 
     async def create(self, session_id: str, user_id: int, *, now: int, expires_at: int) -> None:
         await self._c.execute(
-            sessions.insert().values(id=session_id, user_id=user_id, created_at=now, expires_at=expires_at)
+            sessions.insert().values(
+                id=session_id, user_id=user_id, created_at=now, expires_at=expires_at
+            )
         )
 
     async def revoke(self, session_id: str, *, now: int) -> bool:

@@ -23,9 +23,7 @@ def _config(connection: sa.Connection | None = None) -> Config:
 
 
 def head() -> str:
-    revision = ScriptDirectory.from_config(_config()).get_current_head()
-    assert revision is not None
-    return revision
+    return ScriptDirectory.from_config(_config()).get_current_head() or ""
 
 
 async def upgrade(database: Database) -> None:
@@ -36,4 +34,6 @@ async def upgrade(database: Database) -> None:
 
 async def current(database: Database) -> str | None:
     async with unavailable_as_error(), database.engine.connect() as connection:
-        return await connection.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
+        return await connection.run_sync(
+            lambda sync: MigrationContext.configure(sync).get_current_revision()
+        )

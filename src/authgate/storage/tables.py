@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
@@ -9,11 +11,13 @@ metadata = sa.MetaData()
 
 
 def _key(length: int) -> sa.types.TypeEngine[str]:
-    """A string compared byte for byte on every backend (MariaDB's default collation folds accents)."""
-    return sa.String(length).with_variant(mysql.VARCHAR(length, collation="utf8mb4_bin"), "mysql", "mariadb")
+    """A string compared byte for byte everywhere (MariaDB's default collation folds accents)."""
+    return sa.String(length).with_variant(
+        mysql.VARCHAR(length, collation="utf8mb4_bin"), "mysql", "mariadb"
+    )
 
 
-_MYSQL = {"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"}
+_MYSQL: dict[str, Any] = {"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"}
 
 roles = sa.Table(
     "roles",
@@ -40,8 +44,12 @@ users = sa.Table(
 user_roles = sa.Table(
     "user_roles",
     metadata,
-    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("role_id", sa.Integer, sa.ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column(
+        "role_id", sa.Integer, sa.ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True
+    ),
     **_MYSQL,
 )
 
@@ -49,7 +57,13 @@ sessions = sa.Table(
     "sessions",
     metadata,
     sa.Column("id", _key(32), primary_key=True),
-    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column(
+        "user_id",
+        sa.Integer,
+        sa.ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("expires_at", sa.BigInteger, nullable=False),
     sa.Column("revoked_at", sa.BigInteger, nullable=True),
@@ -63,7 +77,11 @@ refresh_tokens = sa.Table(
     # SHA-256 of the token, hex; the token itself is never stored.
     sa.Column("token_hash", _key(64), nullable=False, unique=True),
     sa.Column(
-        "session_id", _key(32), sa.ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False, index=True
+        "session_id",
+        _key(32),
+        sa.ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
     ),
     sa.Column("parent_id", sa.Integer, nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),

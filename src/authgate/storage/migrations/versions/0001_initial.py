@@ -7,6 +7,8 @@ Create Date: 2026-11-30
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
@@ -16,11 +18,13 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-_MYSQL = {"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"}
+_MYSQL: dict[str, Any] = {"mysql_charset": "utf8mb4", "mariadb_charset": "utf8mb4"}
 
 
 def _key(length: int) -> sa.types.TypeEngine[str]:
-    return sa.String(length).with_variant(mysql.VARCHAR(length, collation="utf8mb4_bin"), "mysql", "mariadb")
+    return sa.String(length).with_variant(
+        mysql.VARCHAR(length, collation="utf8mb4_bin"), "mysql", "mariadb"
+    )
 
 
 def upgrade() -> None:
@@ -30,7 +34,10 @@ def upgrade() -> None:
         sa.Column("name", sa.String(32), nullable=False, unique=True),
         **_MYSQL,
     )
-    op.bulk_insert(roles, [{"id": 1, "name": "user"}, {"id": 2, "name": "moderator"}, {"id": 3, "name": "admin"}])
+    op.bulk_insert(
+        roles,
+        [{"id": 1, "name": "user"}, {"id": 2, "name": "moderator"}, {"id": 3, "name": "admin"}],
+    )
     op.create_table(
         "users",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -45,14 +52,20 @@ def upgrade() -> None:
     )
     op.create_table(
         "user_roles",
-        sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
-        sa.Column("role_id", sa.Integer, sa.ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column(
+            "user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+        ),
+        sa.Column(
+            "role_id", sa.Integer, sa.ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True
+        ),
         **_MYSQL,
     )
     op.create_table(
         "sessions",
         sa.Column("id", _key(32), primary_key=True),
-        sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("expires_at", sa.BigInteger, nullable=False),
         sa.Column("revoked_at", sa.BigInteger, nullable=True),
@@ -63,7 +76,9 @@ def upgrade() -> None:
         "refresh_tokens",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("token_hash", _key(64), nullable=False, unique=True),
-        sa.Column("session_id", _key(32), sa.ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "session_id", _key(32), sa.ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("parent_id", sa.Integer, nullable=True),
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("expires_at", sa.BigInteger, nullable=False),

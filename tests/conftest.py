@@ -1,0 +1,100 @@
+"""Fixtures that compose: clock -> settings -> database -> service -> app -> client."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from authgate.config import Settings
+from authgate.http.app import build_app
+from authgate.runtime import build_service
+from authgate.service import AuthService
+from authgate.storage import Database
+from tests.databases import SERVER_URLS, Provisioned, empty, fresh_url, provision, release
+
+TEST_KEY = "test-signing-key-0123456789abcdef-not-a-real-secret"
+PASSWORD = "correct horse battery staple"
+BACKENDS = ["sqlite", "postgresql", "mysql"]
+
+
+class FakeClock:
+    """Time that moves only when a test says so."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Cheap argon2 and a fixed key; everything else at its default."""
+    return Settings.from_mapping(
+        {
+            "signing_key": TEST_KEY,
+            "data_dir": str(tmp_path),
+            "argon2_memory_kib": 64,
+            "argon2_time_cost": 1,
+        }
+    )
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def provisioned(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Provisioned]:
+    backend: str = request.param
+    if backend != "sqlite" and not os.environ.get(SERVER_URLS[backend]):
+        pytest.skip(f"{backend}: set {SERVER_URLS[backend]} to run against it")
+    provisioned = provision(backend, tmp_path_factory.mktemp(backend))
+    yield provisioned
+    release(provisioned)
+
+
+@pytest.fixture
+def database_url(provisioned: Provisioned, tmp_path: Path) -> str:
+    return fresh_url(provisioned, tmp_path)
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    database = Database.connect(database_url)
+    await empty(database)
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def service(settings: Settings, database: Database, clock: FakeClock) -> AuthService:
+    return build_service(settings, database, clock=clock)
+
+
+@pytest.fixture
+def app(service: AuthService, settings: Settings) -> Starlette:
+    return build_app(service, settings)
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://authgate.test") as client:
+        yield client
