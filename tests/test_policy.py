@@ -1,0 +1,95 @@
+"""Names and passwords: one normalisation at sign-up and sign-in, length rules, no truncation."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD
+from tests.helpers import sign_in, sign_up
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize("spelling", ["Alice", "ALICE", " alice ", "alice"])
+async def test_usernames_are_one_account_under_case_and_spaces(
+    client: httpx.AsyncClient, spelling: str
+) -> None:
+    assert (await sign_up(client, "alice")).status_code == 200
+    assert (await sign_in(client, spelling)).status_code == 200
+    assert (await sign_up(client, spelling.strip().upper())).status_code == 400
+
+
+async def test_nfd_and_nfc_spellings_are_one_username_and_one_password(
+    client: httpx.AsyncClient,
+) -> None:
+    name, secret = "jürgen", "pässwörd-über-alles"
+    assert (
+        await sign_up(client, unicodedata.normalize("NFC", name), password=secret)
+    ).status_code == 200
+    nfd_name, nfd_secret = unicodedata.normalize("NFD", name), unicodedata.normalize("NFD", secret)
+    assert (await sign_in(client, nfd_name, nfd_secret)).status_code == 200
+
+
+@pytest.mark.parametrize("username", ["ab", "with space", "tab\tname", "line\nbreak", "x" * 65, ""])
+async def test_unusable_usernames_are_refused_with_a_reason(
+    client: httpx.AsyncClient, username: str
+) -> None:
+    response = await sign_up(client, username)
+    assert response.status_code == 400
+    assert "Username" in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "email", ["not-an-email", "a@b", "two@@example.com", "sp ace@example.com", ""]
+)
+async def test_unusable_emails_are_refused(client: httpx.AsyncClient, email: str) -> None:
+    body = {"username": "alice", "email": email, "password": PASSWORD}
+    response = await client.post("/api/auth/signup", json=body)
+    assert response.status_code == 400
+    assert "Email" in response.json()["message"]
+
+
+async def test_a_password_below_the_minimum_is_refused_with_the_reason(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await sign_up(client, password="seven77")
+    assert response.status_code == 400
+    assert response.json() == {"message": "Failed! Password must be at least 8 characters."}
+
+
+@pytest.mark.parametrize("length", [8, 64, 128])
+async def test_passwords_up_to_the_maximum_are_accepted(
+    client: httpx.AsyncClient, length: int
+) -> None:
+    assert (await sign_up(client, password="p" * length)).status_code == 200
+
+
+async def test_a_password_above_the_maximum_is_refused_never_truncated(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await sign_up(client, password="p" * 129)
+    assert response.status_code == 400
+    assert response.json() == {"message": "Failed! Password must be at most 128 characters."}
+
+
+async def test_one_more_character_is_another_password(client: httpx.AsyncClient) -> None:
+    long = "p" * 100
+    await sign_up(client, password=long)
+    assert (await sign_in(client, "alice", long + "X")).status_code == 401
+    assert (await sign_in(client, "alice", long[:-1])).status_code == 401
+    assert (await sign_in(client, "alice", long)).status_code == 200
+
+
+async def test_length_counts_characters_not_bytes(client: httpx.AsyncClient) -> None:
+    emoji = "\U0001f510" * 64  # 256 bytes in UTF-8, 64 characters
+    assert (await sign_up(client, password=emoji)).status_code == 200
+    assert (await sign_in(client, "alice", emoji)).status_code == 200
+
+
+async def test_any_printable_unicode_is_accepted_without_composition_rules(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await sign_up(client, password="only lowercase and spaces here")).status_code == 200
