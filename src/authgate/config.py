@@ -56,6 +56,11 @@ class Settings:
     db_pool_size: Positive = 10
     db_timeout_seconds: Positive = 3
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    redis_url: str | None = None
+    rate_limit_sign_in_per_address: str = "30/minute"
+    rate_limit_sign_in_failures_per_account: str = "10/15 minutes"
+    rate_limit_sign_up_per_address: str = "20/hour"
+    rate_limit_refresh_per_address: str = "120/minute"
 
     @classmethod
     def from_env(
@@ -82,7 +87,7 @@ class Settings:
         origins = data.get("cors_origins")
         if isinstance(origins, str):
             data["cors_origins"] = tuple(o.strip() for o in origins.split(",") if o.strip())
-        for name in ("signing_key", "database_url"):
+        for name in ("signing_key", "database_url", "redis_url"):
             if data.get(name) == "":
                 data.pop(name)
         try:

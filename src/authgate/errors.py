@@ -28,8 +28,9 @@ decided once, in ``authgate.http.problems``.
     │       ├── RefreshTokenRevokedError
     │       └── RefreshTokenReusedError   a spent token came back: session revoked
     ├── UserNotFoundError                 operator commands only
+    ├── TooManyRequestsError              throttled; carries Retry-After
     ├── ConfigurationError
-    └── StorageUnavailableError           the database did not answer
+    └── StorageUnavailableError           the database (or Redis) did not answer
 """
 
 from __future__ import annotations
@@ -174,3 +175,12 @@ class PayloadTooLargeError(InvalidInputError):
 class UnsupportedMediaTypeError(InvalidInputError):
     code = "unsupported_media_type"
     message = "Send the request body as application/json."
+
+
+class TooManyRequestsError(AuthError):
+    code = "too_many_requests"
+    message = "Too many attempts. Try again later."
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__()
+        self.retry_after_seconds = retry_after_seconds

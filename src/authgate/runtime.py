@@ -12,6 +12,7 @@ from authgate.models import Clock, system_clock
 from authgate.passwords import PasswordHasher
 from authgate.service import AuthService
 from authgate.storage import Database, schema
+from authgate.throttle import Throttle
 from authgate.tokens import TokenCodec
 
 
@@ -34,10 +35,18 @@ def build_service(
         cache_size=settings.token_cache_size,
         clock=clock,
     )
+    throttle = Throttle(
+        sign_in_per_address=settings.rate_limit_sign_in_per_address,
+        sign_in_failures_per_account=settings.rate_limit_sign_in_failures_per_account,
+        sign_up_per_address=settings.rate_limit_sign_up_per_address,
+        refresh_per_address=settings.rate_limit_refresh_per_address,
+        redis_url=settings.redis_url,
+    )
     return AuthService(
         database,
         hasher,
         tokens,
+        throttle,
         refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
         refresh_rotation=settings.refresh_rotation,
         password_min_length=settings.password_min_length,
@@ -65,6 +74,10 @@ async def running_service(
             raise ConfigurationError(
                 "The database schema is not up to date: run `authgate migrate` first."
             )
-        yield build_service(settings, database, clock=clock)
+        service = build_service(settings, database, clock=clock)
+        try:
+            yield service
+        finally:
+            service.close()
     finally:
         await database.close()

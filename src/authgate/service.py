@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from authgate.errors import (
     AuthError,
@@ -19,6 +19,7 @@ from authgate.errors import (
     RefreshTokenRevokedError,
     RoleGrantDeniedError,
     RoleRequiredError,
+    TooManyRequestsError,
     UnknownRoleError,
     UsernameTakenError,
     UserNotFoundError,
@@ -43,6 +44,7 @@ from authgate.policy import (
     username_key,
 )
 from authgate.storage import Database, Transaction
+from authgate.throttle import Throttle
 from authgate.tokens import TokenCodec
 
 security_log = logging.getLogger("authgate.security")
@@ -80,6 +82,7 @@ class AuthService:
         database: Database,
         hasher: PasswordHasher,
         tokens: TokenCodec,
+        throttle: Throttle,
         *,
         refresh_ttl_seconds: int,
         refresh_rotation: bool,
@@ -91,12 +94,17 @@ class AuthService:
         self.database = database
         self._hasher = hasher
         self._tokens = tokens
+        self._throttle = throttle
         self._refresh_ttl = refresh_ttl_seconds
         self._rotation = refresh_rotation
         self._password_min = password_min_length
         self._password_max = password_max_length
         self._clock = clock
         self._new_secret = new_secret
+
+    def close(self) -> None:
+        """Release what the service holds beyond the database (the throttle's Redis pool)."""
+        self._throttle.close()
 
     # -- access tokens -------------------------------------------------------
 
@@ -116,8 +124,10 @@ class AuthService:
         roles: Iterable[str] | None = None,
         *,
         actor: AccessClaims | None = None,
+        client: str = "",
     ) -> int:
         """Create a user; roles beyond ``user`` need an admin's verified token as ``actor``."""
+        await self._throttled(self._throttle.sign_up_attempt(client))
         wanted = parse_roles(roles)
         if wanted - {Role.USER} and (actor is None or Role.ADMIN not in actor.roles):
             raise RoleGrantDeniedError()
@@ -150,13 +160,18 @@ class AuthService:
 
     # -- sign-in -------------------------------------------------------------
 
-    async def sign_in(self, username: str, password: str) -> SignedIn:
-        """Tokens for valid credentials; one error, one cost, for every kind of failure."""
+    async def sign_in(self, username: str, password: str, *, client: str = "") -> SignedIn:
+        """Tokens for valid credentials; one error, one cost, for every kind of failure.
+
+        Unknown and existing accounts are throttled alike, so a 429 reveals nothing.
+        """
         user: User | None = None
         try:
-            key = username_key(normalize_username(username))
+            key: str | None = username_key(normalize_username(username))
         except InvalidInputError:
             key = None
+        account = key or username.strip().casefold()[:128]
+        await self._throttled(self._throttle.sign_in_attempt(client, account))
         if key is not None:
             async with self.database.transaction() as tx:
                 user = await tx.users.get_by_username_key(key)
@@ -165,6 +180,7 @@ class AuthService:
         secret = normalize_password(password)
         if not await self._hasher.verify(user.password_hash if user else None, secret):
             security_log.warning("sign_in.failed", extra={"event": "sign_in.failed"})
+            await self._throttle.sign_in_failed(account)
             raise InvalidCredentialsError()
         if user is None:  # pragma: no cover - verify() is False without a hash
             raise InvalidCredentialsError()
@@ -198,8 +214,9 @@ class AuthService:
 
     # -- refresh -------------------------------------------------------------
 
-    async def refresh(self, refresh_token: str) -> TokenPair:
+    async def refresh(self, refresh_token: str, *, client: str = "") -> TokenPair:
         """Spend ``refresh_token`` for a new pair; a spent token revokes its whole session."""
+        await self._throttled(self._throttle.refresh_attempt(client))
         if not refresh_token or len(refresh_token) > _MAX_REFRESH_TOKEN:
             raise InvalidRefreshTokenError()
         now = int(self._clock())
@@ -268,6 +285,15 @@ class AuthService:
                 "session_id": record.session_id,
             },
         )
+
+    # -- throttling ----------------------------------------------------------
+
+    async def _throttled(self, attempt: Awaitable[None]) -> None:
+        try:
+            await attempt
+        except TooManyRequestsError:
+            security_log.warning("throttled", extra={"event": "throttled"})
+            raise
 
     # -- operators -----------------------------------------------------------
 

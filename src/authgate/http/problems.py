@@ -17,6 +17,7 @@ from authgate.errors import (
     RefreshTokenError,
     StorageUnavailableError,
     TokenError,
+    TooManyRequestsError,
     UnsupportedMediaTypeError,
     UserNotFoundError,
 )
@@ -36,6 +37,7 @@ STATUS: dict[type[AuthError], int] = {
     PermissionDeniedError: 403,
     RefreshTokenError: 403,  # the tutorial's clients expect 403 from refreshtoken
     UserNotFoundError: 404,
+    TooManyRequestsError: 429,
     StorageUnavailableError: 503,
 }
 
@@ -60,6 +62,8 @@ def error_response(error: AuthError) -> Response:
         )
     if isinstance(error, StorageUnavailableError):
         headers["Retry-After"] = "1"
+    if isinstance(error, TooManyRequestsError):
+        headers["Retry-After"] = str(error.retry_after_seconds)
     return Response(encode(body), status_code=status, headers=headers, media_type=JSON)
 
 

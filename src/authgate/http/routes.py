@@ -38,6 +38,11 @@ def _service(request: Request) -> AuthService:
     return service
 
 
+def _client(request: Request) -> str:
+    """The peer address, the key of per-address rate limits."""
+    return request.client.host if request.client else ""
+
+
 def access_token(request: Request) -> str | None:
     """The one place a token is read: ``x-access-token`` or ``Authorization: Bearer``.
 
@@ -98,14 +103,14 @@ async def sign_up(request: Request) -> Response:
         except AuthError:
             actor = None  # a stale token on a public route is ignored; the grant check decides
     await _service(request).sign_up(
-        body.username, body.email, body.password, body.roles, actor=actor
+        body.username, body.email, body.password, body.roles, actor=actor, client=_client(request)
     )
     return _json(MessageOut("User registered successfully!"))
 
 
 async def sign_in(request: Request) -> Response:
     body = await read_body(request, SignInBody)
-    result = await _service(request).sign_in(body.username, body.password)
+    result = await _service(request).sign_in(body.username, body.password, client=_client(request))
     user = result.user
     return _json(
         SignInOut(
@@ -129,7 +134,7 @@ def _refresh_token_of(body: RefreshBody) -> str:
 
 async def refresh(request: Request) -> Response:
     body = await read_body(request, RefreshBody)
-    pair = await _service(request).refresh(_refresh_token_of(body))
+    pair = await _service(request).refresh(_refresh_token_of(body), client=_client(request))
     return _json(TokensOut(accessToken=pair.access_token, refreshToken=pair.refresh_token))
 
 

@@ -1,0 +1,103 @@
+"""Rate limits for sign-in, sign-up and refresh (the only importer of ``limits``).
+
+Counters live in this process's memory, or in Redis when ``AUTHGATE_REDIS_URL``
+is set so that every process and machine shares one budget. Windows are
+moving windows: a throttled client is let in again as soon as old attempts
+age out, so nobody can lock an account away for longer than one window.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from coredis import ConnectionPool
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+
+from authgate.errors import ConfigurationError, StorageUnavailableError, TooManyRequestsError
+
+T = TypeVar("T")
+
+
+def _parse(name: str, value: str) -> RateLimitItem:
+    try:
+        return parse(value)
+    except ValueError:
+        variable = "AUTHGATE_RATE_LIMIT_" + name.upper()
+        raise ConfigurationError(f"{variable}: not a rate such as '10/minute'.") from None
+
+
+class Throttle:
+    """Counts attempts per client address and failed sign-ins per account."""
+
+    def __init__(
+        self,
+        *,
+        sign_in_per_address: str,
+        sign_in_failures_per_account: str,
+        sign_up_per_address: str,
+        refresh_per_address: str,
+        redis_url: str | None = None,
+    ) -> None:
+        """Rates in the ``limits`` notation, e.g. ``"10/15 minutes"``."""
+        self._sign_in = _parse("sign_in_per_address", sign_in_per_address)
+        self._failures = _parse("sign_in_failures_per_account", sign_in_failures_per_account)
+        self._sign_up = _parse("sign_up_per_address", sign_up_per_address)
+        self._refresh = _parse("refresh_per_address", refresh_per_address)
+        self._pool: ConnectionPool | None = None
+        self._storage: Storage = MemoryStorage()
+        if redis_url:
+            # Our own pool, so that close() can release its sockets, with short timeouts
+            # so that an unreachable Redis fails a request instead of hanging it.
+            self._pool = ConnectionPool.from_url(redis_url, connect_timeout=2, stream_timeout=2)
+            self._storage = RedisStorage(
+                "async+" + redis_url,
+                wrap_exceptions=True,
+                key_prefix="authgate",
+                connection_pool=self._pool,  # type: ignore[arg-type]  # limits types options narrowly
+            )
+        self._limiter = MovingWindowRateLimiter(self._storage)
+
+    async def sign_in_attempt(self, address: str, account: str) -> None:
+        """Count one sign-in from ``address``; refuse if it or ``account`` is over budget."""
+        await self._hit(self._sign_in, "sign_in", address)
+        if not await self._call(self._limiter.test(self._failures, "failures", account)):
+            await self._refuse(self._failures, "failures", account)
+
+    async def sign_in_failed(self, account: str) -> None:
+        await self._call(self._limiter.hit(self._failures, "failures", account))
+
+    async def sign_up_attempt(self, address: str) -> None:
+        await self._hit(self._sign_up, "sign_up", address)
+
+    async def refresh_attempt(self, address: str) -> None:
+        await self._hit(self._refresh, "refresh", address)
+
+    async def _hit(self, item: RateLimitItem, scope: str, key: str) -> None:
+        if not await self._call(self._limiter.hit(item, scope, key)):
+            await self._refuse(item, scope, key)
+
+    async def _refuse(self, item: RateLimitItem, scope: str, key: str) -> None:
+        stats = await self._call(self._limiter.get_window_stats(item, scope, key))
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        raise TooManyRequestsError(retry_after_seconds=min(retry_after, item.get_expiry()))
+
+    @staticmethod
+    async def _call(work: Awaitable[T]) -> T:
+        try:
+            return await work
+        except StorageError as error:  # Redis did not answer
+            raise StorageUnavailableError() from error
+
+    async def clear(self) -> None:
+        """Forget every counter (operators and tests)."""
+        await self._storage.reset()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.disconnect()
