@@ -64,7 +64,7 @@ async def test_a_password_below_the_minimum_is_refused_with_the_reason(
 async def test_passwords_up_to_the_maximum_are_accepted(
     client: httpx.AsyncClient, length: int
 ) -> None:
-    assert (await sign_up(client, password="p" * length)).status_code == 200
+    assert (await sign_up(client, password=("river-lantern-" * 10)[:length])).status_code == 200
 
 
 async def test_a_password_above_the_maximum_is_refused_never_truncated(
@@ -93,3 +93,17 @@ async def test_any_printable_unicode_is_accepted_without_composition_rules(
     client: httpx.AsyncClient,
 ) -> None:
     assert (await sign_up(client, password="only lowercase and spaces here")).status_code == 200
+
+
+@pytest.mark.parametrize("common", ["password", "Password1", "qwertyuiop", "iloveyou", "PASSWORD123"])
+async def test_common_passwords_are_refused_at_sign_up(client: httpx.AsyncClient, common: str) -> None:
+    response = await sign_up(client, password=common)
+    assert response.status_code == 400
+    assert response.json() == {"message": "Failed! This password is too common; choose another."}
+
+
+def test_the_common_list_ships_with_the_package() -> None:
+    from authgate.policy import common_passwords
+
+    assert len(common_passwords()) > 10_000
+    assert "password" in common_passwords()

@@ -6,8 +6,11 @@ One function per field, used identically at sign-up, sign-in and by the CLI, so
 
 from __future__ import annotations
 
+import gzip
 import re
 import unicodedata
+from functools import cache
+from importlib import resources
 
 from authgate.errors import InvalidInputError, PasswordPolicyError
 
@@ -53,8 +56,17 @@ def normalize_password(raw: str) -> str:
 
 
 def check_password(password: str, *, min_length: int, max_length: int) -> None:
-    """Length in code points after NFKC; no composition rules."""
+    """Length in code points after NFKC, not on the common list; no composition rules."""
     if len(password) < min_length:
         raise PasswordPolicyError(f"Failed! Password must be at least {min_length} characters.")
     if len(password) > max_length:
         raise PasswordPolicyError(f"Failed! Password must be at most {max_length} characters.")
+    if password.casefold() in common_passwords():
+        raise PasswordPolicyError("Failed! This password is too common; choose another.")
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    """The bundled list (see ``authgate/data/README.md``), read once."""
+    packed = resources.files("authgate").joinpath("data/common-passwords.txt.gz").read_bytes()
+    return frozenset(gzip.decompress(packed).decode().split())
