@@ -95,8 +95,12 @@ async def test_any_printable_unicode_is_accepted_without_composition_rules(
     assert (await sign_up(client, password="only lowercase and spaces here")).status_code == 200
 
 
-@pytest.mark.parametrize("common", ["password", "Password1", "qwertyuiop", "iloveyou", "PASSWORD123"])
-async def test_common_passwords_are_refused_at_sign_up(client: httpx.AsyncClient, common: str) -> None:
+@pytest.mark.parametrize(
+    "common", ["password", "Password1", "qwertyuiop", "iloveyou", "PASSWORD123"]
+)
+async def test_common_passwords_are_refused_at_sign_up(
+    client: httpx.AsyncClient, common: str
+) -> None:
     response = await sign_up(client, password=common)
     assert response.status_code == 400
     assert response.json() == {"message": "Failed! This password is too common; choose another."}

@@ -21,7 +21,7 @@ from authgate.errors import (
     UnsupportedMediaTypeError,
     UserNotFoundError,
 )
-from authgate.http.wire import encode
+from authgate.http.wire import CredentialsOut, MessageOut, encode
 
 JSON = "application/json; charset=utf-8"
 
@@ -51,10 +51,10 @@ def status_of(error: AuthError) -> int:
 
 def error_response(error: AuthError) -> Response:
     status = status_of(error)
-    body: dict[str, object] = {"message": error.message}
+    body: MessageOut | CredentialsOut = MessageOut(error.message)
     headers: dict[str, str] = {}
     if isinstance(error, InvalidCredentialsError):
-        body = {"accessToken": None, "message": error.message}
+        body = CredentialsOut(accessToken=None, message=error.message)
     if isinstance(error, TokenError):
         # RFC 6750 §3: no error code when no token was sent.
         headers["WWW-Authenticate"] = (

@@ -16,6 +16,7 @@ from authgate.errors import (
     RefreshTokenMissingError,
     UnsupportedMediaTypeError,
 )
+from authgate.http.openapi import DOCUMENT
 from authgate.http.problems import JSON
 from authgate.http.wire import (
     MessageOut,
@@ -170,7 +171,12 @@ async def admin_content(request: Request) -> Response:
     return _text("Admin Content.")
 
 
+async def openapi(_request: Request) -> Response:
+    return Response(DOCUMENT, media_type=JSON)
+
+
 routes = [
+    Route("/openapi.json", openapi, methods=["GET"]),
     Route("/api/auth/signup", sign_up, methods=["POST"]),
     Route("/api/auth/signin", sign_in, methods=["POST"]),
     Route("/api/auth/refreshtoken", refresh, methods=["POST"]),

@@ -47,6 +47,13 @@ class SignInOut(msgspec.Struct, frozen=True):
     refreshToken: str  # noqa: N815
 
 
+class CredentialsOut(msgspec.Struct, frozen=True):
+    """The tutorial's failed sign-in body: ``{"accessToken": null, "message": ...}``."""
+
+    accessToken: None  # noqa: N815
+    message: str
+
+
 class TokensOut(msgspec.Struct, frozen=True):
     accessToken: str  # noqa: N815
     refreshToken: str  # noqa: N815
