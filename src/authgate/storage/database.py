@@ -50,7 +50,13 @@ def create_engine(url: str, *, pool_size: int = 10, timeout_seconds: int = 3) ->
     if backend == "sqlite":
         kwargs["connect_args"] = {"timeout": timeout_seconds}
         if target.database and target.database != ":memory:":
-            Path(target.database).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(target.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise ConfigurationError(
+                    f"AUTHGATE_DATABASE_URL: cannot create the directory {folder}: {error.strerror}."
+                ) from None
     else:
         kwargs.update(
             pool_size=pool_size,
