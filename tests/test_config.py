@@ -132,3 +132,14 @@ def test_plain_urls_get_the_async_driver(plain: str, driver: str) -> None:
     from authgate.storage.database import async_url
 
     assert async_url(plain).drivername == driver
+
+
+def test_the_suites_own_variables_are_not_settings() -> None:
+    settings = Settings.from_env({"AUTHGATE_TEST_POSTGRES_URL": "postgresql://x/y"}, dotenv=None)
+    assert settings.database_url == ""
+
+
+@pytest.mark.parametrize(("field", "value"), [("port", 70000), ("workers", -1), ("workers", 0)])
+def test_replaced_values_are_validated_like_the_environments(field: str, value: int) -> None:
+    with pytest.raises(ConfigurationError, match=f"AUTHGATE_{field.upper()}"):
+        Settings.from_env({}, dotenv=None).replace(**{field: value})

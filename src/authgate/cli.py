@@ -7,13 +7,16 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from authgate.config import Settings
 from authgate.errors import AuthError, UserNotFoundError
 from authgate.keys import signing_key
 from authgate.logs import configure_logging
-from authgate.runtime import open_database, running_service
+from authgate.runtime import check_database, open_database, running_service
 from authgate.storage import schema
+
+T = TypeVar("T")
 
 #: Exit codes: 0 ok, 1 a refused request, 2 usage (argparse), 3 configuration, 4 storage.
 EXIT_REFUSED, EXIT_CONFIG, EXIT_STORAGE = 1, 3, 4
@@ -74,8 +77,8 @@ def _exit_code(error: AuthError) -> int:
     return EXIT_REFUSED
 
 
-def _run(work: Awaitable[int]) -> int:
-    async def runner() -> int:
+def _run(work: Awaitable[T]) -> T:
+    async def runner() -> T:
         return await work
 
     return asyncio.run(runner())
@@ -95,9 +98,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     settings = settings.replace(
         host=args.host or settings.host,
         port=settings.port if args.port is None else args.port,
-        workers=args.workers or settings.workers,
+        workers=settings.workers if args.workers is None else args.workers,
     )
     signing_key(settings)  # create the development key once, before workers race for it
+    _run(check_database(settings))
     serve: Callable[[Settings], None] = (
         _serve_uvicorn if args.server == "uvicorn" else _serve_granian
     )

@@ -28,7 +28,12 @@ def signing_key(settings: Settings) -> bytes:
 
 
 def _development_key(path: Path) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigurationError(
+            f"AUTHGATE_DATA_DIR: cannot create {path.parent}: {error.strerror}."
+        ) from None
     try:
         # O_EXCL: several workers starting at once agree on one key.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -63,6 +63,23 @@ def open_database(settings: Settings) -> Database:
     )
 
 
+async def ensure_schema(database: Database) -> None:
+    """Refuse to serve a database whose schema is behind (or ahead of) this version."""
+    if await schema.current(database) != schema.head():
+        raise ConfigurationError(
+            "The database schema is not up to date: run `authgate migrate` first."
+        )
+
+
+async def check_database(settings: Settings) -> None:
+    """Fail fast, before any worker starts: reachable, and at this version's schema."""
+    database = open_database(settings)
+    try:
+        await ensure_schema(database)
+    finally:
+        await database.close()
+
+
 @asynccontextmanager
 async def running_service(
     settings: Settings, *, clock: Clock = system_clock
@@ -70,10 +87,7 @@ async def running_service(
     """A service on an up-to-date schema; refuses to start on an unmigrated database."""
     database = open_database(settings)
     try:
-        if await schema.current(database) != schema.head():
-            raise ConfigurationError(
-                "The database schema is not up to date: run `authgate migrate` first."
-            )
+        await ensure_schema(database)
         service = build_service(settings, database, clock=clock)
         try:
             yield service

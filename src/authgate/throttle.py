@@ -11,9 +11,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from coredis import ConnectionPool
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -49,17 +48,19 @@ class Throttle:
         self._failures = _parse("sign_in_failures_per_account", sign_in_failures_per_account)
         self._sign_up = _parse("sign_up_per_address", sign_up_per_address)
         self._refresh = _parse("refresh_per_address", refresh_per_address)
-        self._pool: ConnectionPool | None = None
+        self._pool: Any = None
         self._storage: Storage = MemoryStorage()
         if redis_url:
             # Our own pool, so that close() can release its sockets, with short timeouts
             # so that an unreachable Redis fails a request instead of hanging it.
+            from coredis import ConnectionPool  # only with Redis configured
+
             self._pool = ConnectionPool.from_url(redis_url, connect_timeout=2, stream_timeout=2)
             self._storage = RedisStorage(
                 "async+" + redis_url,
                 wrap_exceptions=True,
                 key_prefix="authgate",
-                connection_pool=self._pool,  # type: ignore[arg-type]  # limits types options narrowly
+                connection_pool=self._pool,
             )
         self._limiter = MovingWindowRateLimiter(self._storage)
 

@@ -55,7 +55,8 @@ def create_engine(url: str, *, pool_size: int = 10, timeout_seconds: int = 3) ->
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as error:
                 raise ConfigurationError(
-                    f"AUTHGATE_DATABASE_URL: cannot create the directory {folder}: {error.strerror}."
+                    f"Cannot create {folder} for the SQLite database: {error.strerror} "
+                    "(see AUTHGATE_DATABASE_URL and AUTHGATE_DATA_DIR)."
                 ) from None
     else:
         kwargs.update(

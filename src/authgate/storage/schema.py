@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -28,6 +27,8 @@ def head() -> str:
 
 async def upgrade(database: Database) -> None:
     """Bring the schema to the newest revision; a no-op when it is already there."""
+    from alembic import command  # heavy; only `authgate migrate` needs it
+
     async with unavailable_as_error(), database.engine.begin() as connection:
         await connection.run_sync(lambda sync: command.upgrade(_config(sync), "head"))
 

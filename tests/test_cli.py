@@ -1,0 +1,274 @@
+"""The operator commands, in-process through ``authgate.cli.main``, on a SQLite file."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from authgate.cli import main
+from authgate.config import Settings
+from authgate.http.app import build_app
+from authgate.runtime import build_service
+from authgate.storage import Database, schema
+from tests.conftest import PASSWORD, TEST_KEY
+from tests.helpers import legacy, sign_in
+
+UNREACHABLE_DATABASE = "postgresql://postgres@127.0.0.1:1/authgate"
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+class Cli:
+    """``authgate ARGS`` with ``stdin`` fed in, its exit code and output captured."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+        self._monkeypatch = monkeypatch
+        self._capsys = capsys
+
+    def __call__(self, *argv: str, stdin: str = "") -> Result:
+        self._monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        self._capsys.readouterr()
+        code = main(list(argv))
+        captured = self._capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    def create(self, username: str, *roles: str, password: str = PASSWORD) -> Result:
+        options = [arg for role in roles for arg in ("--role", role)]
+        return self(
+            "users",
+            "create",
+            username,
+            "--email",
+            f"{username}@example.com",
+            *options,
+            stdin=password + "\n",
+        )
+
+    def users(self) -> dict[str, str]:
+        """``users list`` as username -> roles."""
+        result = self("users", "list")
+        assert result.code == 0, result.err
+        rows = [line.split("\t") for line in result.out.splitlines()]
+        return {row[1]: row[3] for row in rows}
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """``main`` points the root logger at this test's captured stderr; undo that afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working directory and an environment with only the settings tests choose."""
+    for name in list(os.environ):
+        if name.startswith("AUTHGATE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AUTHGATE_ARGON2_MEMORY_KIB", "64")
+    monkeypatch.setenv("AUTHGATE_ARGON2_TIME_COST", "1")
+    return tmp_path
+
+
+@pytest.fixture
+def cli(workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
+    return Cli(monkeypatch, capsys)
+
+
+@pytest.fixture
+def migrated(cli: Cli) -> Cli:
+    assert cli("migrate").code == 0
+    return cli
+
+
+# -- migrate ------------------------------------------------------------------
+
+
+def test_migrate_creates_the_default_database_and_prints_the_revision(
+    cli: Cli, workdir: Path
+) -> None:
+    result = cli("migrate")
+    assert result.code == 0, result.err
+    assert f"revision {schema.head()}" in result.out
+    assert (workdir / "data" / "authgate.db").is_file()
+
+
+def test_migrate_twice_is_a_no_op_that_keeps_the_data(migrated: Cli) -> None:
+    assert migrated.create("alice").code == 0
+    again = migrated("migrate")
+    assert again.code == 0, again.err
+    assert f"revision {schema.head()}" in again.out
+    assert migrated.users() == {"alice": "user"}
+
+
+# -- users --------------------------------------------------------------------
+
+
+def test_users_create_with_a_role_then_list_shows_it(migrated: Cli) -> None:
+    created = migrated.create("root", "admin")
+    assert created.code == 0, created.err
+    assert "root" in created.out
+    assert PASSWORD not in created.out + created.err
+    assert migrated.users() == {"root": "admin"}
+
+
+def test_users_create_without_a_role_gives_user(migrated: Cli) -> None:
+    assert migrated.create("alice").code == 0
+    assert migrated.users() == {"alice": "user"}
+
+
+def test_users_set_roles_replaces_the_roles(migrated: Cli) -> None:
+    assert migrated.create("alice").code == 0
+    result = migrated("users", "set-roles", "alice", "moderator", "user")
+    assert result.code == 0, result.err
+    assert result.out.strip() == "alice: moderator,user"
+    assert migrated.users() == {"alice": "moderator,user"}
+
+
+def test_users_set_roles_on_an_unknown_user_fails_clearly(migrated: Cli) -> None:
+    result = migrated("users", "set-roles", "ghost", "admin")
+    assert result.code == 1
+    assert "no user named ghost" in result.err
+    assert result.out == ""
+    assert migrated.users() == {}
+
+
+def test_a_too_short_password_is_refused_and_creates_nothing(migrated: Cli) -> None:
+    result = migrated.create("alice", password="short")
+    assert result.code == 1
+    assert "Password must be at least 8 characters" in result.err
+    assert "short" not in result.out
+    assert migrated.users() == {}
+
+
+def test_an_empty_stdin_is_refused_as_a_too_short_password(migrated: Cli) -> None:
+    result = migrated("users", "create", "alice", "--email", "alice@example.com", stdin="")
+    assert result.code == 1
+    assert "Password must be at least" in result.err
+    assert migrated.users() == {}
+
+
+def test_a_duplicate_username_is_refused(migrated: Cli) -> None:
+    assert migrated.create("alice").code == 0
+    result = migrated(
+        "users", "create", "ALICE", "--email", "other@example.com", stdin=PASSWORD + "\n"
+    )
+    assert result.code == 1
+    assert "Username is already in use" in result.err
+    assert migrated.users() == {"alice": "user"}
+
+
+def test_users_commands_refuse_a_database_that_was_never_migrated(cli: Cli) -> None:
+    result = cli("users", "list")
+    assert result.code == 3
+    assert "authgate migrate" in result.err
+
+
+# -- configuration and storage failures ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("AUTHGATE_ACCESS_TOKEN_TTL_SECONDS", "abc"),
+        ("AUTHGATE_ACCESS_TOKEN_TTL_SECONDS", "0"),
+        ("AUTHGATE_REFRESH_ROTATION", "maybe"),
+        ("AUTHGATE_ACCES_TOKEN_TTL_SECONDS", "60"),  # a typo is an unknown setting
+    ],
+    ids=["not-a-number", "zero", "not-a-bool", "misspelled"],
+)
+@pytest.mark.parametrize("command", [["migrate"], ["users", "list"]], ids=" ".join)
+def test_a_bad_setting_exits_3_naming_the_variable(
+    cli: Cli,
+    workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    command: list[str],
+) -> None:
+    monkeypatch.setenv(variable, value)
+    result = cli(*command)
+    assert result.code == 3
+    assert variable in result.err
+    assert not (workdir / "data").exists()  # nothing was touched
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["users", "list"]], ids=" ".join)
+def test_an_unreachable_database_exits_4(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.setenv("AUTHGATE_DATABASE_URL", UNREACHABLE_DATABASE)
+    result = cli(*command)
+    assert result.code == 4
+    assert "unavailable" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_a_database_directory_that_cannot_be_created_exits_3(
+    cli: Cli, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (workdir / "occupied").write_text("a file where a directory should be")
+    monkeypatch.setenv("AUTHGATE_DATABASE_URL", f"sqlite:///{workdir / 'occupied' / 'x.db'}")
+    result = cli("migrate")
+    assert result.code == 3
+    assert "AUTHGATE_DATABASE_URL" in result.err
+    assert "occupied" in result.err
+
+
+# -- the CLI and the HTTP API agree ---------------------------------------------
+
+
+@pytest.fixture
+def cli_admin(migrated: Cli) -> str:
+    """An admin created by the CLI (run here: ``main`` needs a thread without an event loop)."""
+    assert migrated.create("root", "admin").code == 0
+    return "root"
+
+
+@pytest.mark.anyio
+async def test_an_admin_created_by_the_cli_signs_in_and_reaches_admin_content(
+    workdir: Path, cli_admin: str
+) -> None:
+    settings = Settings.from_mapping(
+        {
+            "signing_key": TEST_KEY,
+            "data_dir": str(workdir / "data"),
+            "argon2_memory_kib": 64,
+            "argon2_time_cost": 1,
+        }
+    )
+    database = Database.connect(settings.resolved_database_url)
+    try:
+        app = build_app(build_service(settings, database), settings)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://authgate.test"
+        ) as client:
+            signed_in = await sign_in(client, cli_admin)
+            assert signed_in.status_code == 200, signed_in.text
+            assert signed_in.json()["roles"] == ["ROLE_ADMIN"]
+            token = signed_in.json()["accessToken"]
+            admin = await client.get("/api/test/admin", headers=legacy(token))
+            assert admin.status_code == 200
+            assert admin.text == "Admin Content."
+            mod = await client.get("/api/test/mod", headers=legacy(token))
+            assert mod.status_code == 403  # as in the tutorial: admin does not imply moderator
+    finally:
+        await database.close()

@@ -1,0 +1,480 @@
+"""authgate as an operator runs it: a real ``authgate serve`` process, over real HTTP."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD
+
+START_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 10.0
+EXIT_TIMEOUT_SECONDS = 30.0
+
+# Lifetimes short enough to watch tokens expire. An access token lives ``exp - now`` seconds,
+# where ``exp = int(now) + ttl``: with a 1-second ttl that can be a millisecond, so 2 gives
+# every fresh token at least one second. The refresh token must outlive the access token's
+# expiry plus one refresh; 5 seconds leaves two to spare.
+ACCESS_TTL_SECONDS = 2
+REFRESH_TTL_SECONDS = 5
+SHORT_LIVED = {
+    "AUTHGATE_ACCESS_TOKEN_TTL_SECONDS": str(ACCESS_TTL_SECONDS),
+    "AUTHGATE_REFRESH_TOKEN_TTL_SECONDS": str(REFRESH_TTL_SECONDS),
+    "AUTHGATE_CLOCK_LEEWAY_SECONDS": "0",
+}
+EXPIRED = {"message": "Unauthorized! Access Token was expired!"}
+
+
+def authgate_env(workdir: Path, settings: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without any ``AUTHGATE_*``, plus cheap argon2 and ``settings``."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AUTHGATE_")}
+    env.update(
+        {
+            "PYTHONUNBUFFERED": "1",
+            "AUTHGATE_DATA_DIR": str(workdir / "data"),
+            "AUTHGATE_ARGON2_MEMORY_KIB": "64",
+            "AUTHGATE_ARGON2_TIME_COST": "1",
+        }
+    )
+    env.update(settings or {})
+    return env
+
+
+def authgate_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "authgate.cli", *args]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_process(process: subprocess.Popen[Any]) -> None:
+    """SIGINT (a graceful shutdown), then SIGKILL to the whole group (workers included)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@dataclass(frozen=True)
+class Finished:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def launch(workdir: Path, env: Mapping[str, str], *args: str) -> subprocess.Popen[str]:
+    """Start ``authgate ARGS`` in its own process group, output piped."""
+    return subprocess.Popen(
+        authgate_command(*args),
+        cwd=workdir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def finish(process: subprocess.Popen[str]) -> Finished:
+    """Wait for a launched command; a hang fails the test instead of hanging the suite."""
+    try:
+        stdout, stderr = process.communicate(timeout=EXIT_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        stop_process(process)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"{process.args!r} did not exit:\n{stdout}{stderr}")
+    return Finished(process.returncode, stdout, stderr)
+
+
+def run_authgate(workdir: Path, env: Mapping[str, str], *args: str) -> Finished:
+    return finish(launch(workdir, env, *args))
+
+
+class Server:
+    """One ``authgate serve`` process on a free loopback port, its output kept in files."""
+
+    def __init__(self, workdir: Path, env: Mapping[str, str], *args: str) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self._stdout_path = workdir / f"serve-{self.port}.stdout"
+        self._stderr_path = workdir / f"serve-{self.port}.stderr"
+        with self._stdout_path.open("wb") as stdout, self._stderr_path.open("wb") as stderr:
+            self.process = subprocess.Popen(
+                authgate_command("serve", "--host", "127.0.0.1", "--port", str(self.port), *args),
+                cwd=workdir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=True,
+            )
+
+    def wait_until_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"authgate serve exited with {self.process.returncode}:\n{self.output}")
+            try:
+                response = httpx.get(f"{self.base_url}/api/test/all", timeout=1, trust_env=False)
+            except httpx.TransportError:
+                pass
+            else:
+                if response.status_code == 200:
+                    return
+            time.sleep(0.05)
+        pytest.fail(
+            f"authgate serve did not answer within {START_TIMEOUT_SECONDS} s:\n{self.output}"
+        )
+
+    def client(self, *, keep_alive: bool = True) -> httpx.Client:
+        limits = httpx.Limits() if keep_alive else httpx.Limits(max_keepalive_connections=0)
+        return httpx.Client(base_url=self.base_url, timeout=10, trust_env=False, limits=limits)
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+    @property
+    def stderr(self) -> str:
+        return self._stderr_path.read_text(errors="replace")
+
+    @property
+    def output(self) -> str:
+        return self._stdout_path.read_text(errors="replace") + self.stderr
+
+
+class Servers:
+    """Starts servers for one test and stops every one of them afterwards."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self._started: list[Server] = []
+
+    def start(self, env: Mapping[str, str], *args: str) -> Server:
+        server = Server(self.workdir, env, *args)
+        self._started.append(server)
+        server.wait_until_ready()
+        return server
+
+    def stop_all(self) -> None:
+        for server in self._started:
+            server.stop()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real ``authgate migrate`` per run (it costs seconds); tests get a copy of its file."""
+    workdir = tmp_path_factory.mktemp("migrated")
+    result = run_authgate(workdir, authgate_env(workdir), "migrate")
+    assert result.returncode == 0, result.output
+    assert "revision" in result.stdout
+    database = workdir / "data" / "authgate.db"
+    assert database.is_file()
+    return database
+
+
+@pytest.fixture
+def migrated(workdir: Path, migrated_template: Path) -> Path:
+    """``workdir`` with a migrated database where ``AUTHGATE_DATA_DIR`` points."""
+    (workdir / "data").mkdir()
+    shutil.copyfile(migrated_template, workdir / "data" / "authgate.db")
+    return workdir
+
+
+@pytest.fixture
+def servers(workdir: Path) -> Iterator[Servers]:
+    started = Servers(workdir)
+    try:
+        yield started
+    finally:
+        started.stop_all()
+
+
+def claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, unverified: the test only reads the server's own timestamps."""
+    payload = token.split(".")[1]
+    decoded: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return decoded
+
+
+def poll(
+    request: Callable[[], httpx.Response],
+    done: Callable[[httpx.Response], bool],
+    *,
+    within_seconds: float,
+) -> httpx.Response:
+    """Repeat a read-only request until ``done``; fail if that never happens."""
+    deadline = time.monotonic() + within_seconds
+    while True:
+        response = request()
+        if done(response):
+            return response
+        if time.monotonic() > deadline:
+            pytest.fail(f"still {response.status_code} {response.text!r} after {within_seconds} s")
+        time.sleep(0.05)
+
+
+def sleep_until(epoch_seconds: float) -> None:
+    remaining = epoch_seconds - time.time()
+    if remaining > 0:
+        time.sleep(remaining)
+
+
+def sign_up(client: httpx.Client, username: str = "alice") -> httpx.Response:
+    body = {"username": username, "email": f"{username}@example.com", "password": PASSWORD}
+    return client.post("/api/auth/signup", json=body)
+
+
+def sign_in(client: httpx.Client, username: str = "alice") -> httpx.Response:
+    return client.post("/api/auth/signin", json={"username": username, "password": PASSWORD})
+
+
+def refresh(client: httpx.Client, token: str) -> httpx.Response:
+    return client.post("/api/auth/refreshtoken", json={"refreshToken": token})
+
+
+def user_content(client: httpx.Client, token: str) -> httpx.Response:
+    return client.get("/api/test/user", headers={"x-access-token": token})
+
+
+# -- the tutorial's scenario --------------------------------------------------
+
+
+def assert_no_secrets_in(server: Server, secrets: list[str]) -> None:
+    """After a shutdown: the log was written, and none of ``secrets`` is in it."""
+    server.stop()
+    output = server.output
+    assert "sign_in.succeeded" in output  # the log was captured, so its silence below means it
+    for secret in secrets:
+        assert secret not in output
+
+
+def test_the_tutorials_seven_steps_against_a_real_server(migrated: Path, servers: Servers) -> None:
+    """Sign in, use, expire, refresh, use again, expired refresh, unknown refresh; no leaks."""
+    server = servers.start(authgate_env(migrated, SHORT_LIVED))
+
+    with server.client() as client:
+        signed_up = sign_up(client)
+        assert signed_up.status_code == 200, signed_up.text
+        assert signed_up.json() == {"message": "User registered successfully!"}
+
+        signed_in = sign_in(client)
+        assert signed_in.status_code == 200, signed_in.text
+        body = signed_in.json()
+        assert body["roles"] == ["ROLE_USER"]
+        access, refresh_token = body["accessToken"], body["refreshToken"]
+        assert refresh_token
+
+        used = user_content(client, access)
+        assert used.status_code == 200
+        assert used.text == "User Content."
+
+        expired = poll(
+            lambda: user_content(client, access),
+            lambda response: response.status_code != 200,
+            within_seconds=ACCESS_TTL_SECONDS + 5,
+        )
+        assert expired.status_code == 401
+        assert expired.json() == EXPIRED
+
+        renewed = refresh(client, refresh_token)
+        assert renewed.status_code == 200, renewed.text
+        assert set(renewed.json()) == {"accessToken", "refreshToken"}
+        new_access, new_refresh = renewed.json()["accessToken"], renewed.json()["refreshToken"]
+        assert new_access != access
+
+        again = user_content(client, new_access)
+        assert again.status_code == 200
+        assert again.text == "User Content."
+
+        # The session's refresh expiry is fixed at sign-in (no later than the first access
+        # token's iat + ttl) and rotation never extends it. Refreshing to find out would spend
+        # the token, so wait for that instant instead of polling.
+        sleep_until(claims(access)["iat"] + REFRESH_TTL_SECONDS)
+        late = refresh(client, new_refresh)
+        assert late.status_code == 403
+        assert "expired" not in late.json()["message"].lower()  # no oracle
+
+        unknown = refresh(client, "this-token-was-never-issued")
+        assert unknown.status_code == 403
+        assert unknown.json() == late.json()
+
+    assert_no_secrets_in(server, [PASSWORD, access, refresh_token, new_access, new_refresh])
+
+
+def test_uvicorn_serves_sign_in_protected_content_and_refresh(
+    migrated: Path, servers: Servers
+) -> None:
+    server = servers.start(authgate_env(migrated, SHORT_LIVED), "--server", "uvicorn")
+
+    with server.client() as client:
+        assert sign_up(client).status_code == 200
+        signed_in = sign_in(client)
+        assert signed_in.status_code == 200, signed_in.text
+        access, refresh_token = signed_in.json()["accessToken"], signed_in.json()["refreshToken"]
+        assert user_content(client, access).text == "User Content."
+
+        expired = poll(
+            lambda: user_content(client, access),
+            lambda response: response.status_code != 200,
+            within_seconds=ACCESS_TTL_SECONDS + 5,
+        )
+        assert expired.status_code == 401
+        assert expired.json() == EXPIRED
+
+        renewed = refresh(client, refresh_token)
+        assert renewed.status_code == 200, renewed.text
+        new_access, new_refresh = renewed.json()["accessToken"], renewed.json()["refreshToken"]
+        again = user_content(client, new_access)
+        assert again.status_code == 200
+        assert again.text == "User Content."
+
+        assert refresh(client, "this-token-was-never-issued").status_code == 403
+
+    assert_no_secrets_in(server, [PASSWORD, access, refresh_token, new_access, new_refresh])
+
+
+def test_two_granian_workers_share_the_database_and_the_development_key(
+    migrated: Path, servers: Servers
+) -> None:
+    server = servers.start(authgate_env(migrated), "--workers", "2")
+
+    # A new connection per request lets either worker answer each step.
+    with server.client(keep_alive=False) as client:
+        assert sign_up(client).status_code == 200
+        tokens: list[str] = []
+        for _ in range(6):
+            signed_in = sign_in(client)
+            assert signed_in.status_code == 200, signed_in.text
+            tokens.append(signed_in.json()["accessToken"])
+        for token in tokens:
+            response = user_content(client, token)
+            assert response.status_code == 200, response.text
+
+
+# -- the signing key ----------------------------------------------------------
+
+
+def test_a_development_key_is_generated_once_with_mode_0600_and_reused_after_a_restart(
+    migrated: Path, servers: Servers
+) -> None:
+    env = authgate_env(migrated)
+    key_file = migrated / "data" / "signing.key"
+    assert not key_file.exists()
+
+    first = servers.start(env)
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    key = key_file.read_text().strip()
+    assert len(key) >= 32
+    with first.client() as client:
+        assert sign_up(client).status_code == 200
+        access = sign_in(client).json()["accessToken"]
+    first.stop()
+    assert str(key_file) in first.stderr
+    assert key not in first.output
+
+    second = servers.start(env)
+    with second.client() as client:
+        response = user_content(client, access)
+        assert response.status_code == 200, response.text
+    second.stop()
+    assert key_file.read_text().strip() == key
+    assert str(key_file) not in second.stderr  # nothing new was generated
+    assert key not in second.output
+
+
+# -- refusing to start ----------------------------------------------------------
+
+PRODUCTION = {"AUTHGATE_ENV": "production"}
+#: ``authgate serve`` invocations that must exit at once: name -> (settings, extra arguments).
+REFUSALS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
+    "production-without-key": (PRODUCTION, ()),
+    "production-empty-key": ({**PRODUCTION, "AUTHGATE_SIGNING_KEY": ""}, ()),
+    "production-short-key": ({**PRODUCTION, "AUTHGATE_SIGNING_KEY": "too-short-0123456789"}, ()),
+    "production-tutorial-key": ({**PRODUCTION, "AUTHGATE_SIGNING_KEY": "bezkoder-secret-key"}, ()),
+    "unmigrated-granian": ({}, ("--server", "granian")),
+    "unmigrated-uvicorn": ({}, ("--server", "uvicorn")),
+    # No directory can be made under a device file, not even by root.
+    "data-dir-uncreatable": ({"AUTHGATE_DATA_DIR": "/dev/null/authgate"}, ()),
+}
+
+
+@pytest.fixture(scope="module")
+def refusals(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, tuple[Path, Finished]]]:
+    """Every refusal in :data:`REFUSALS`, launched at once: each spends seconds on imports."""
+    launched: dict[str, tuple[Path, subprocess.Popen[str]]] = {}
+    try:
+        for name, (settings, args) in REFUSALS.items():
+            workdir = tmp_path_factory.mktemp(name)
+            env = authgate_env(workdir, settings)
+            port = str(free_port())
+            launched[name] = (workdir, launch(workdir, env, "serve", "--port", port, *args))
+        yield {name: (workdir, finish(process)) for name, (workdir, process) in launched.items()}
+    finally:
+        for _, process in launched.values():
+            stop_process(process)
+
+
+@pytest.mark.parametrize("case", [name for name in REFUSALS if name.startswith("production")])
+def test_production_refuses_to_start_without_a_strong_signing_key(
+    refusals: dict[str, tuple[Path, Finished]], case: str
+) -> None:
+    workdir, result = refusals[case]
+    assert result.returncode == 3, result.output  # configuration
+    assert "AUTHGATE_SIGNING_KEY" in result.stderr
+    key = REFUSALS[case][0].get("AUTHGATE_SIGNING_KEY")
+    if key:
+        assert key not in result.output
+    assert not (workdir / "data" / "signing.key").exists()  # production never makes one up
+
+
+@pytest.mark.parametrize("case", [name for name in REFUSALS if name.startswith("unmigrated")])
+def test_serve_refuses_a_database_that_was_never_migrated(
+    refusals: dict[str, tuple[Path, Finished]], case: str
+) -> None:
+    _, result = refusals[case]
+    assert result.returncode == 3, result.output  # refused before any worker starts
+    assert "authgate migrate" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_serve_refuses_a_data_dir_that_cannot_be_created_as_a_configuration_error(
+    refusals: dict[str, tuple[Path, Finished]],
+) -> None:
+    _, result = refusals["data-dir-uncreatable"]
+    assert result.returncode == 3, result.output
+    assert "Traceback" not in result.output
