@@ -478,3 +478,65 @@ def test_serve_refuses_a_data_dir_that_cannot_be_created_as_a_configuration_erro
     _, result = refusals["data-dir-uncreatable"]
     assert result.returncode == 3, result.output
     assert "Traceback" not in result.output
+
+
+# -- several processes share state ------------------------------------------------
+
+REDIS_URL = os.environ.get("AUTHGATE_TEST_REDIS_URL")
+
+
+def _clear_rate_limits(redis_url: str) -> None:
+    import asyncio
+
+    from authgate.throttle import Throttle
+
+    throttle = Throttle(
+        sign_in_per_address="1/minute",
+        sign_in_failures_per_account="1/minute",
+        sign_up_per_address="1/minute",
+        refresh_per_address="1/minute",
+        redis_url=redis_url,
+    )
+
+    async def clear() -> None:
+        try:
+            await throttle.clear()
+        finally:
+            await throttle.aclose()
+
+    asyncio.run(clear())
+
+
+def _alternating_sign_ins(first: Server, second: Server, attempts: int) -> list[int]:
+    statuses = []
+    with first.client() as one, second.client() as two:
+        for attempt in range(attempts):
+            client = one if attempt % 2 == 0 else two
+            body = {"username": f"user{attempt}", "password": "a wrong password"}
+            statuses.append(client.post("/api/auth/signin", json=body).status_code)
+    return statuses
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["through-redis", "in-memory-control"])
+def test_two_servers_share_one_sign_in_budget_through_redis(
+    migrated: Path, servers: Servers, shared: bool
+) -> None:
+    """Four sign-ins a minute per address: through Redis the fifth is refused whichever process
+    gets it; with in-memory counters (the control) each process counts only its own."""
+    if not REDIS_URL:
+        pytest.skip("redis: set AUTHGATE_TEST_REDIS_URL to run against it")
+    _clear_rate_limits(REDIS_URL)
+    settings = {
+        "AUTHGATE_SIGNING_KEY": "shared-key-of-two-processes-0123456789abcdef",
+        "AUTHGATE_RATE_LIMIT_SIGN_IN_PER_ADDRESS": "4/minute",
+    }
+    if shared:
+        settings["AUTHGATE_REDIS_URL"] = REDIS_URL
+    env = authgate_env(migrated, settings)
+    first, second = servers.start(env), servers.start(env)
+    statuses = _alternating_sign_ins(first, second, 6)
+    if shared:
+        assert statuses == [401, 401, 401, 401, 429, 429]
+    else:
+        assert statuses == [401] * 6
+    _clear_rate_limits(REDIS_URL)

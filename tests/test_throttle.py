@@ -148,8 +148,8 @@ async def test_two_throttles_on_one_redis_share_a_budget() -> None:
             await second.sign_up_attempt("192.0.2.1")
         await first.clear()
     finally:
-        first.close()
-        second.close()
+        await first.aclose()
+        await second.aclose()
 
 
 async def test_an_unreachable_redis_gives_503_not_500(
@@ -164,5 +164,5 @@ async def test_an_unreachable_redis_gives_503_not_500(
         ) as client:
             response = await sign_in(client)
     finally:
-        service.close()
+        await service.aclose()
     assert response.status_code == 503

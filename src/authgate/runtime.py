@@ -92,6 +92,6 @@ async def running_service(
         try:
             yield service
         finally:
-            service.close()
+            await service.aclose()
     finally:
         await database.close()

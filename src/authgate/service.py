@@ -102,9 +102,9 @@ class AuthService:
         self._clock = clock
         self._new_secret = new_secret
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Release what the service holds beyond the database (the throttle's Redis pool)."""
-        self._throttle.close()
+        await self._throttle.aclose()
 
     # -- access tokens -------------------------------------------------------
 

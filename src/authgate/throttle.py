@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+import anyio
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -99,6 +100,7 @@ class Throttle:
         """Forget every counter (operators and tests)."""
         await self._storage.reset()
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         if self._pool is not None:
             self._pool.disconnect()
+            await anyio.sleep(0)  # let the closed transports finish before the loop may end
