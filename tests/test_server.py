@@ -540,3 +540,30 @@ def test_two_servers_share_one_sign_in_budget_through_redis(
     else:
         assert statuses == [401] * 6
     _clear_rate_limits(REDIS_URL)
+
+
+def test_a_sign_out_on_one_server_reaches_the_other_servers_tokens(
+    migrated: Path, servers: Servers
+) -> None:
+    """Two processes on one database: the second refuses the signed-out session's access token
+    once its revocation poll (every 500 ms by default) has run."""
+    env = authgate_env(
+        migrated, {"AUTHGATE_SIGNING_KEY": "shared-key-of-two-processes-0123456789abcdef"}
+    )
+    first, second = servers.start(env), servers.start(env)
+    with first.client() as one, second.client() as two:
+        assert sign_up(one).status_code == 200
+        body = sign_in(one).json()
+        assert user_content(two, body["accessToken"]).status_code == 200
+        assert (
+            one.post("/api/auth/signout", json={"refreshToken": body["refreshToken"]}).status_code
+            == 200
+        )
+        assert (
+            user_content(one, body["accessToken"]).status_code == 401
+        )  # at once where it happened
+        poll(
+            lambda: user_content(two, body["accessToken"]),
+            lambda response: response.status_code == 401,
+            within_seconds=10,
+        )

@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     set_roles = users.add_parser("set-roles", help="replace a user's roles")
     set_roles.add_argument("username")
     set_roles.add_argument("roles", nargs="+", choices=["user", "moderator", "admin"])
+    for action, text in (
+        ("disable", "disable a user and revoke every session"),
+        ("enable", "re-enable"),
+    ):
+        users.add_parser(action, help=text).add_argument("username")
     return parser
 
 
@@ -152,13 +157,17 @@ async def _users(settings: Settings, args: argparse.Namespace) -> int:
                 roles = ",".join(sorted(user.roles))
                 state = "" if user.enabled else " (disabled)"
                 print(f"{user.id}\t{user.username}\t{user.email}\t{roles}{state}")
-        elif args.action == "set-roles":
+        else:
             try:
-                user = await service.set_roles(args.username, args.roles)
+                if args.action == "set-roles":
+                    user = await service.set_roles(args.username, args.roles)
+                    print(f"{user.username}: {','.join(sorted(user.roles))}")
+                else:
+                    user = await service.set_enabled(args.username, args.action == "enable")
+                    print(f"{user.username}: {args.action}d")
             except UserNotFoundError:
                 print(f"authgate: no user named {args.username}", file=sys.stderr)
                 return EXIT_REFUSED
-            print(f"{user.username}: {','.join(sorted(user.roles))}")
     return 0
 
 

@@ -59,6 +59,7 @@ class Settings:
     db_timeout_seconds: Positive = 3
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     redis_url: str | None = None
+    revocation_poll_milliseconds: Annotated[int, msgspec.Meta(ge=50, le=60_000)] = 500
     rate_limit_sign_in_per_address: str = "30/minute"
     rate_limit_sign_in_failures_per_account: str = "10/15 minutes"
     rate_limit_sign_up_per_address: str = "20/hour"

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
+
 from authgate.config import Settings
-from authgate.errors import ConfigurationError
+from authgate.errors import ConfigurationError, StorageUnavailableError
 from authgate.keys import signing_key
 from authgate.models import Clock, system_clock
 from authgate.passwords import PasswordHasher
+from authgate.revocations import RevokedSessions
 from authgate.service import AuthService
 from authgate.storage import Database, schema
 from authgate.throttle import Throttle
 from authgate.tokens import TokenCodec
+
+log = logging.getLogger("authgate.runtime")
 
 
 def build_service(
@@ -42,11 +50,16 @@ def build_service(
         refresh_per_address=settings.rate_limit_refresh_per_address,
         redis_url=settings.redis_url,
     )
+    revoked = RevokedSessions(
+        retention_seconds=settings.access_token_ttl_seconds + settings.clock_leeway_seconds,
+        clock=clock,
+    )
     return AuthService(
         database,
         hasher,
         tokens,
         throttle,
+        revoked,
         refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
         refresh_rotation=settings.refresh_rotation,
         password_min_length=settings.password_min_length,
@@ -80,18 +93,43 @@ async def check_database(settings: Settings) -> None:
         await database.close()
 
 
+async def _poll_revocations(service: AuthService, interval_ms: int) -> None:
+    """Pick up other processes' revocations; a database hiccup only delays them."""
+    while True:
+        await anyio.sleep(interval_ms / 1000)
+        try:
+            await service.sync_revocations()
+        except StorageUnavailableError:
+            log.warning(
+                "revocation poll failed; retrying", extra={"event": "revocations.poll_failed"}
+            )
+
+
 @asynccontextmanager
 async def running_service(
-    settings: Settings, *, clock: Clock = system_clock
+    settings: Settings, *, clock: Clock = system_clock, poll_revocations: bool = False
 ) -> AsyncIterator[AuthService]:
-    """A service on an up-to-date schema; refuses to start on an unmigrated database."""
+    """A service on an up-to-date schema; refuses to start on an unmigrated database.
+
+    Servers ``poll_revocations`` so that sessions revoked by other processes reach them.
+    """
     database = open_database(settings)
     try:
         await ensure_schema(database)
         service = build_service(settings, database, clock=clock)
+        poller: asyncio.Task[None] | None = None
         try:
+            if poll_revocations:
+                await service.sync_revocations()
+                poller = asyncio.create_task(
+                    _poll_revocations(service, settings.revocation_poll_milliseconds)
+                )
             yield service
         finally:
+            if poller is not None:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
             await service.aclose()
     finally:
         await database.close()

@@ -13,6 +13,7 @@ from authgate.errors import (
     InvalidCredentialsError,
     InvalidInputError,
     InvalidRefreshTokenError,
+    InvalidTokenError,
     MissingTokenError,
     RefreshTokenExpiredError,
     RefreshTokenReusedError,
@@ -43,6 +44,7 @@ from authgate.policy import (
     normalize_username,
     username_key,
 )
+from authgate.revocations import RevokedSessions
 from authgate.storage import Database, Transaction
 from authgate.throttle import Throttle
 from authgate.tokens import TokenCodec
@@ -83,6 +85,7 @@ class AuthService:
         hasher: PasswordHasher,
         tokens: TokenCodec,
         throttle: Throttle,
+        revoked: RevokedSessions,
         *,
         refresh_ttl_seconds: int,
         refresh_rotation: bool,
@@ -95,6 +98,7 @@ class AuthService:
         self._hasher = hasher
         self._tokens = tokens
         self._throttle = throttle
+        self._revoked = revoked
         self._refresh_ttl = refresh_ttl_seconds
         self._rotation = refresh_rotation
         self._password_min = password_min_length
@@ -109,10 +113,13 @@ class AuthService:
     # -- access tokens -------------------------------------------------------
 
     def authenticate(self, token: str | None) -> AccessClaims:
-        """Verified claims of an access token; no database round trip."""
+        """Verified claims of a live session's access token; no database round trip."""
         if not token:
             raise MissingTokenError()
-        return self._tokens.verify(token)
+        claims = self._tokens.verify(token)
+        if claims.session_id in self._revoked:
+            raise InvalidTokenError()
+        return claims
 
     # -- sign-up -------------------------------------------------------------
 
@@ -142,7 +149,7 @@ class AuthService:
         check_password(secret, min_length=self._password_min, max_length=self._password_max)
         name_key, address_key = username_key(name), email_key(address)
         # Cheap checks first, so a duplicate costs no hash; the unique indexes decide races.
-        async with self.database.transaction() as tx:
+        async with self.database.transaction(read_only=True) as tx:
             if await tx.users.username_key_exists(name_key):
                 raise UsernameTakenError()
             if await tx.users.email_key_exists(address_key):
@@ -173,7 +180,7 @@ class AuthService:
         account = key or username.strip().casefold()[:128]
         await self._throttled(self._throttle.sign_in_attempt(client, account))
         if key is not None:
-            async with self.database.transaction() as tx:
+            async with self.database.transaction(read_only=True) as tx:
                 user = await tx.users.get_by_username_key(key)
         if user is not None and not user.enabled:
             user = None
@@ -242,7 +249,7 @@ class AuthService:
             return RefreshTokenExpiredError()
         if self._rotation:
             if not await tx.refresh_tokens.spend(record.id, now=now):
-                await tx.sessions.revoke(record.session_id, now=now)
+                await self._revoke(tx, record.session_id, now)
                 security_log.warning(
                     "refresh.reuse_detected",
                     extra={
@@ -262,7 +269,7 @@ class AuthService:
             )
         user = await tx.users.get(record.user_id)
         if user is None or not user.enabled:
-            await tx.sessions.revoke(record.session_id, now=now)
+            await self._revoke(tx, record.session_id, now)
             return RefreshTokenRevokedError()
         return user, record.session_id
 
@@ -275,7 +282,7 @@ class AuthService:
         now = int(self._clock())
         async with self.database.transaction() as tx:
             record = await tx.refresh_tokens.find(_digest(refresh_token))
-            if record is None or not await tx.sessions.revoke(record.session_id, now=now):
+            if record is None or not await self._revoke(tx, record.session_id, now):
                 return
         security_log.info(
             "session.revoked",
@@ -285,6 +292,23 @@ class AuthService:
                 "session_id": record.session_id,
             },
         )
+
+    # -- revocation ----------------------------------------------------------
+
+    async def _revoke(self, tx: Transaction, session_id: str, now: int) -> bool:
+        """Revoke in the database and, at once, in this process's memory.
+
+        Memory first is harmless if the transaction rolls back: a session whose revocation
+        failed is one its owner was ending anyway, and only its access tokens are refused.
+        """
+        self._revoked.add(session_id, now)
+        return await tx.sessions.revoke(session_id, now=now)
+
+    async def sync_revocations(self) -> None:
+        """Learn the revocations other processes committed (called periodically)."""
+        async with self.database.transaction(read_only=True) as tx:
+            revoked = await tx.sessions.revoked_since(self._revoked.since())
+        self._revoked.add_all(revoked)
 
     # -- throttling ----------------------------------------------------------
 
@@ -304,15 +328,32 @@ class AuthService:
         return await self._create_user(username, email, password, parse_roles(roles))
 
     async def list_users(self) -> list[User]:
-        async with self.database.transaction() as tx:
+        async with self.database.transaction(read_only=True) as tx:
             return await tx.users.list()
+
+    async def set_enabled(self, username: str, enabled: bool) -> User:
+        """Disable (every session revoked at once) or re-enable an account."""
+        now = int(self._clock())
+        async with self.database.transaction() as tx:
+            user = await self._operator_target(tx, username)
+            await tx.users.set_enabled(user.id, enabled)
+            if not enabled:
+                for session_id in await tx.sessions.revoke_all_of_user(user.id, now=now):
+                    self._revoked.add(session_id, now)
+        event = "user.enabled" if enabled else "user.disabled"
+        security_log.info(event, extra={"event": event, "user_id": user.id})
+        return user
+
+    async def _operator_target(self, tx: Transaction, username: str) -> User:
+        user = await tx.users.get_by_username_key(username_key(normalize_username(username)))
+        if user is None:
+            raise UserNotFoundError()
+        return user
 
     async def set_roles(self, username: str, roles: Iterable[str]) -> User:
         wanted = parse_roles(roles)
         async with self.database.transaction() as tx:
-            user = await tx.users.get_by_username_key(username_key(normalize_username(username)))
-            if user is None:
-                raise UserNotFoundError()
+            user = await self._operator_target(tx, username)
             await tx.users.set_roles(user.id, wanted)
             updated = await tx.users.get(user.id)
         if updated is None:  # pragma: no cover - deleted within our own transaction

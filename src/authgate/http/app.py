@@ -59,7 +59,7 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with running_service(settings) as service:
+        async with running_service(settings, poll_revocations=True) as service:
             app.state.service = service
             yield
 

@@ -91,7 +91,12 @@ def _tune_sqlite(engine: AsyncEngine, timeout_seconds: int) -> None:
     def _on_begin(connection: sa.Connection) -> None:
         # A deferred transaction that reads and then writes fails at once with
         # SQLITE_BUSY when another process wrote in between; IMMEDIATE waits.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only units of work take no write lock.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+READ_ONLY = "authgate_read_only"
 
 
 @asynccontextmanager
@@ -132,18 +137,24 @@ class Database:
         return self.engine.dialect.name
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """Commit on success, roll back on any exception; driver failures become 503s."""
-        async with unavailable_as_error(), self.engine.begin() as connection:
-            yield Transaction(
-                connection=connection,
-                users=Users(connection),
-                sessions=Sessions(connection),
-                refresh_tokens=RefreshTokens(connection),
-            )
+    async def transaction(self, *, read_only: bool = False) -> AsyncIterator[Transaction]:
+        """Commit on success, roll back on any exception; driver failures become 503s.
+
+        ``read_only`` promises no writes, so SQLite need not take its write lock.
+        """
+        async with unavailable_as_error(), self.engine.connect() as connection:
+            if read_only:
+                await connection.execution_options(**{READ_ONLY: True})
+            async with connection.begin():
+                yield Transaction(
+                    connection=connection,
+                    users=Users(connection),
+                    sessions=Sessions(connection),
+                    refresh_tokens=RefreshTokens(connection),
+                )
 
     async def ping(self) -> None:
-        async with self.transaction() as tx:
+        async with self.transaction(read_only=True) as tx:
             await tx.connection.execute(sa.text("SELECT 1"))
 
     async def close(self) -> None:

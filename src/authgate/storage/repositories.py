@@ -110,6 +110,12 @@ class Users:
             users.update().where(users.c.id == user_id).values(password_hash=password_hash)
         )
 
+    async def set_enabled(self, user_id: int, enabled: bool) -> None:
+        await self._c.execute(users.update().where(users.c.id == user_id).values(enabled=enabled))
+
+    async def delete(self, user_id: int) -> None:
+        await self._c.execute(users.delete().where(users.c.id == user_id))
+
 
 class Sessions:
     """A session is the family of refresh tokens descended from one sign-in."""
@@ -123,6 +129,25 @@ class Sessions:
                 id=session_id, user_id=user_id, created_at=now, expires_at=expires_at
             )
         )
+
+    async def revoke_all_of_user(self, user_id: int, *, now: int) -> list[str]:
+        """Revoke every live session of the user; the ids revoked."""
+        query = sa.select(sessions.c.id).where(
+            sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None)
+        )
+        ids = list((await self._c.execute(query)).scalars().all())
+        if ids:
+            await self._c.execute(
+                sessions.update().where(sessions.c.id.in_(ids)).values(revoked_at=now)
+            )
+        return ids
+
+    async def revoked_since(self, since: int) -> list[tuple[str, int]]:
+        """(id, revoked_at) of sessions revoked at or after ``since`` (indexed)."""
+        query = sa.select(sessions.c.id, sessions.c.revoked_at).where(
+            sessions.c.revoked_at >= since
+        )
+        return [(row.id, row.revoked_at) for row in await self._c.execute(query)]
 
     async def revoke(self, session_id: str, *, now: int) -> bool:
         result = await self._c.execute(

@@ -66,7 +66,7 @@ sessions = sa.Table(
     ),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("expires_at", sa.BigInteger, nullable=False),
-    sa.Column("revoked_at", sa.BigInteger, nullable=True),
+    sa.Column("revoked_at", sa.BigInteger, nullable=True, index=True),
     **_MYSQL,
 )
 

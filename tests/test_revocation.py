@@ -1,0 +1,114 @@
+"""Revocation reaches access tokens: sign-out, reuse, disabled users, other processes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from authgate.config import Settings
+from authgate.http.app import build_app
+from authgate.revocations import RevokedSessions
+from authgate.runtime import build_service
+from authgate.service import AuthService
+from authgate.storage import Database
+from tests.conftest import FakeClock
+from tests.helpers import legacy, refresh, sign_in, signed_in
+
+pytestmark = pytest.mark.anyio
+
+
+async def user_content(client: httpx.AsyncClient, token: str) -> int:
+    return (await client.get("/api/test/user", headers=legacy(token))).status_code
+
+
+async def test_sign_out_stops_the_sessions_access_tokens(client: httpx.AsyncClient) -> None:
+    """TF-22: the same token, and the same token with '=' appended, are refused after sign-out."""
+    signed = await signed_in(client)
+    access = signed["accessToken"]
+    assert await user_content(client, access) == 200
+    await client.post("/api/auth/signout", json={"refreshToken": signed["refreshToken"]})
+    assert await user_content(client, access) == 401
+    assert await user_content(client, access + "=") == 401
+
+
+async def test_sign_out_leaves_the_users_other_sessions_alone(client: httpx.AsyncClient) -> None:
+    first = await signed_in(client)
+    second = (await sign_in(client)).json()
+    await client.post("/api/auth/signout", json={"refreshToken": first["refreshToken"]})
+    assert await user_content(client, second["accessToken"]) == 200
+
+
+async def test_refresh_token_reuse_stops_every_access_token_of_the_session(
+    client: httpx.AsyncClient,
+) -> None:
+    signed = await signed_in(client)
+    renewed = (await refresh(client, signed["refreshToken"])).json()
+    assert await user_content(client, renewed["accessToken"]) == 200
+    await refresh(client, signed["refreshToken"])  # the stolen token comes back
+    assert await user_content(client, signed["accessToken"]) == 401
+    assert await user_content(client, renewed["accessToken"]) == 401
+
+
+async def test_disabling_a_user_stops_their_tokens_and_sign_ins(
+    client: httpx.AsyncClient, service: AuthService
+) -> None:
+    """TF-23: a disabled user's live token gets 401, not 500; re-enabling allows a new sign-in."""
+    signed = await signed_in(client)
+    await service.set_enabled("alice", False)
+    assert await user_content(client, signed["accessToken"]) == 401
+    assert (await refresh(client, signed["refreshToken"])).status_code == 403
+    assert (await sign_in(client)).status_code == 401
+    await service.set_enabled("alice", True)
+    fresh = await sign_in(client)
+    assert fresh.status_code == 200
+    assert await user_content(client, fresh.json()["accessToken"]) == 200
+    assert await user_content(client, signed["accessToken"]) == 401  # the old session stays dead
+
+
+@pytest.fixture
+async def other_process(
+    settings: Settings, database_url: str, clock: FakeClock
+) -> AsyncIterator[tuple[AuthService, httpx.AsyncClient]]:
+    """A second service on the same database, as another authgate process would have."""
+    database = Database.connect(database_url)
+    service = build_service(settings, database, clock=clock)
+    transport = httpx.ASGITransport(app=build_app(service, settings))
+    async with httpx.AsyncClient(transport=transport, base_url="http://other.test") as client:
+        yield service, client
+    await service.aclose()
+    await database.close()
+
+
+async def test_another_process_learns_a_revocation_from_the_database(
+    client: httpx.AsyncClient, other_process: tuple[AuthService, httpx.AsyncClient]
+) -> None:
+    other, other_client = other_process
+    signed = await signed_in(client)
+    assert await user_content(other_client, signed["accessToken"]) == 200
+    await client.post("/api/auth/signout", json={"refreshToken": signed["refreshToken"]})
+    assert await user_content(other_client, signed["accessToken"]) == 200  # not yet polled
+    await other.sync_revocations()
+    assert await user_content(other_client, signed["accessToken"]) == 401
+
+
+def test_revoked_sessions_are_forgotten_once_their_tokens_have_expired(clock: FakeClock) -> None:
+    revoked = RevokedSessions(retention_seconds=930, clock=clock)
+    revoked.add("old", int(clock()))
+    clock.advance(500)
+    revoked.add_all([("new", int(clock()))])
+    assert "old" in revoked
+    assert "new" in revoked
+    clock.advance(431)
+    revoked.prune()
+    assert "old" not in revoked
+    assert "new" in revoked
+    assert len(revoked) == 1
+
+
+def test_polling_restarts_a_little_before_the_newest_revocation(clock: FakeClock) -> None:
+    revoked = RevokedSessions(retention_seconds=930, clock=clock)
+    assert revoked.since() <= int(clock()) - 930
+    revoked.add("s", int(clock()))
+    assert int(clock()) - 10 < revoked.since() < int(clock())
