@@ -232,6 +232,18 @@ def test_a_database_directory_that_cannot_be_created_exits_3(
     assert "occupied" in result.err
 
 
+def test_users_disable_and_enable(migrated: Cli) -> None:
+    assert migrated.create("alice").code == 0
+    disabled = migrated("users", "disable", "alice")
+    assert disabled.code == 0, disabled.err
+    assert "(disabled)" in migrated("users", "list").out
+    assert migrated("users", "enable", "ALICE").code == 0
+    assert "(disabled)" not in migrated("users", "list").out
+    unknown = migrated("users", "disable", "ghost")
+    assert unknown.code == 1
+    assert "no user named ghost" in unknown.err
+
+
 # -- the CLI and the HTTP API agree ---------------------------------------------
 
 

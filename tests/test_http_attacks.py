@@ -278,3 +278,56 @@ async def test_mass_assignment_is_refused_on_every_route(
     )
     response = await client.post(path, json={**base, **extra})
     assert response.status_code == 400
+
+
+async def test_a_jku_pointing_at_a_loopback_listener_is_never_fetched(
+    client: httpx.AsyncClient,
+) -> None:
+    """TF-10: header values never find or fetch a key, so the listener sees no connection."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        for field in ("jku", "x5u"):
+            header = {"alg": "HS256", "typ": "at+jwt", field: f"http://127.0.0.1:{port}/keys"}
+            response = await client.get("/api/test/user", headers=legacy(sign(header, claims())))
+            assert response.status_code == 401
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+
+
+async def test_tokens_and_sign_in_answers_carry_the_minimum(client: httpx.AsyncClient) -> None:
+    """DS-05: no password hash or secret in the sign-in answer or the token payload."""
+    import base64
+    import json
+
+    signed = await signed_in(client)
+    assert set(signed) == {"id", "username", "email", "roles", "accessToken", "refreshToken"}
+    payload = signed["accessToken"].split(".")[1]
+    decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert set(decoded) == {"iss", "aud", "sub", "sid", "jti", "iat", "nbf", "exp", "roles"}
+    assert decoded["exp"] - decoded["iat"] <= 900
+
+
+async def test_role_changes_reach_tokens_at_the_next_refresh(
+    client: httpx.AsyncClient, service: AuthService
+) -> None:
+    """PR-05, the documented lag: a live token keeps its roles until it expires (15 minutes at
+    most); the next refresh issues a token with the roles in the database."""
+    signed = await signed_in(client)
+    await service.set_roles("alice", ["user", "moderator"])
+    assert (
+        await client.get("/api/test/mod", headers=legacy(signed["accessToken"]))
+    ).status_code == 403
+    renewed = (await refresh(client, signed["refreshToken"])).json()
+    assert (
+        await client.get("/api/test/mod", headers=legacy(renewed["accessToken"]))
+    ).status_code == 200
+    await service.set_roles("alice", ["user"])
+    downgraded = (await refresh(client, renewed["refreshToken"])).json()
+    assert (
+        await client.get("/api/test/mod", headers=legacy(downgraded["accessToken"]))
+    ).status_code == 403
