@@ -43,6 +43,8 @@ class Settings:
     audience: str = "authgate"
     access_token_ttl_seconds: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 900
     refresh_token_ttl_seconds: Seconds = 7 * 86400
+    #: A refresh token unused this long expires; capped by the absolute lifetime above.
+    refresh_token_idle_ttl_seconds: Seconds = 7 * 86400
     refresh_rotation: bool = True
     clock_leeway_seconds: Annotated[int, msgspec.Meta(ge=0, le=300)] = 30
     cors_origins: tuple[str, ...] = ()

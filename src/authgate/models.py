@@ -72,6 +72,7 @@ class RefreshRecord:
     user_id: int
     expires_at: int
     used_at: int | None
+    session_expires_at: int
     session_revoked_at: int | None
 
 

@@ -61,6 +61,7 @@ def build_service(
         throttle,
         revoked,
         refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
+        refresh_idle_ttl_seconds=settings.refresh_token_idle_ttl_seconds,
         refresh_rotation=settings.refresh_rotation,
         password_min_length=settings.password_min_length,
         password_max_length=settings.password_max_length,

@@ -88,6 +88,7 @@ class AuthService:
         revoked: RevokedSessions,
         *,
         refresh_ttl_seconds: int,
+        refresh_idle_ttl_seconds: int,
         refresh_rotation: bool,
         password_min_length: int,
         password_max_length: int,
@@ -100,6 +101,7 @@ class AuthService:
         self._throttle = throttle
         self._revoked = revoked
         self._refresh_ttl = refresh_ttl_seconds
+        self._refresh_idle = min(refresh_idle_ttl_seconds, refresh_ttl_seconds)
         self._rotation = refresh_rotation
         self._password_min = password_min_length
         self._password_max = password_max_length
@@ -211,7 +213,7 @@ class AuthService:
                 session_id,
                 parent_id=None,
                 now=now,
-                expires_at=now + self._refresh_ttl,
+                expires_at=now + self._refresh_idle,
             )
         security_log.info(
             "sign_in.succeeded", extra={"event": "sign_in.succeeded", "user_id": user.id}
@@ -247,6 +249,8 @@ class AuthService:
         if record.expires_at <= now:
             await tx.refresh_tokens.delete(record.id)
             return RefreshTokenExpiredError()
+        # Each use buys one more idle period, never past the session's absolute expiry.
+        expires_at = min(now + self._refresh_idle, record.session_expires_at)
         if self._rotation:
             if not await tx.refresh_tokens.spend(record.id, now=now):
                 await self._revoke(tx, record.session_id, now)
@@ -259,14 +263,15 @@ class AuthService:
                     },
                 )
                 return RefreshTokenReusedError()
-            # The successor inherits the absolute expiry: rotation never extends a session.
             await tx.refresh_tokens.insert(
                 _digest(successor),
                 record.session_id,
                 parent_id=record.id,
                 now=now,
-                expires_at=record.expires_at,
+                expires_at=expires_at,
             )
+        else:
+            await tx.refresh_tokens.extend(record.id, expires_at=expires_at)
         user = await tx.users.get(record.user_id)
         if user is None or not user.enabled:
             await self._revoke(tx, record.session_id, now)

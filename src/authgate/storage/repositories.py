@@ -183,6 +183,7 @@ class RefreshTokens:
                 sessions.c.user_id,
                 refresh_tokens.c.expires_at,
                 refresh_tokens.c.used_at,
+                sessions.c.expires_at.label("session_expires_at"),
                 sessions.c.revoked_at,
             )
             .select_from(refresh_tokens.join(sessions))
@@ -197,6 +198,7 @@ class RefreshTokens:
             user_id=row.user_id,
             expires_at=row.expires_at,
             used_at=row.used_at,
+            session_expires_at=row.session_expires_at,
             session_revoked_at=row.revoked_at,
         )
 
@@ -211,3 +213,11 @@ class RefreshTokens:
 
     async def delete(self, token_id: int) -> None:
         await self._c.execute(refresh_tokens.delete().where(refresh_tokens.c.id == token_id))
+
+    async def extend(self, token_id: int, *, expires_at: int) -> None:
+        """Move a reusable token's idle expiry (rotation off)."""
+        await self._c.execute(
+            refresh_tokens.update()
+            .where(refresh_tokens.c.id == token_id)
+            .values(expires_at=expires_at)
+        )
