@@ -89,8 +89,8 @@ async def database(database_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-def service(settings: Settings, database: Database, clock: FakeClock) -> AuthService:
-    return build_service(settings, database, clock=clock)
+async def service(settings: Settings, database: Database, clock: FakeClock) -> AuthService:
+    return await build_service(settings, database, clock=clock)
 
 
 @pytest.fixture

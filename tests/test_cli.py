@@ -268,7 +268,7 @@ async def test_an_admin_created_by_the_cli_signs_in_and_reaches_admin_content(
     )
     database = Database.connect(settings.resolved_database_url)
     try:
-        app = build_app(build_service(settings, database), settings)
+        app = build_app(await build_service(settings, database), settings)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://authgate.test"

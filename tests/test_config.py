@@ -8,7 +8,7 @@ import pytest
 
 from authgate.config import Settings
 from authgate.errors import ConfigurationError
-from authgate.keys import signing_key
+from authgate.keyfiles import signing_key
 
 STRONG = "k" * 40
 

@@ -203,7 +203,7 @@ async def test_unknown_users_cost_as_much_as_wrong_passwords(
     paths measured in the same run and asserts no absolute speed.
     """
     real_cost = settings.replace(argon2_memory_kib=8192, argon2_time_cost=1)
-    app = build_app(build_service(real_cost, database, clock=clock), real_cost)
+    app = build_app(await build_service(real_cost, database, clock=clock), real_cost)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://authgate.test") as client:
         await sign_up(client)

@@ -204,7 +204,7 @@ async def test_an_unreachable_database_gives_503_and_token_routes_keep_working(
     settings: Settings, clock: FakeClock
 ) -> None:
     database = Database.connect("postgresql://postgres@127.0.0.1:1/none", timeout_seconds=1)
-    app = build_app(build_service(settings, database, clock=clock), settings)
+    app = build_app(await build_service(settings, database, clock=clock), settings)
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(

@@ -27,7 +27,7 @@ def client_with(settings: Settings, database: Database, clock: FakeClock) -> Cli
     @asynccontextmanager
     async def open_client(**changes: object) -> AsyncIterator[httpx.AsyncClient]:
         changed = settings.replace(**changes)
-        service = build_service(changed, database, clock=clock)
+        service = await build_service(changed, database, clock=clock)
         transport = httpx.ASGITransport(app=build_app(service, changed))
         async with httpx.AsyncClient(
             transport=transport, base_url="http://authgate.test"

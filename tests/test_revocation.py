@@ -73,7 +73,7 @@ async def other_process(
 ) -> AsyncIterator[tuple[AuthService, httpx.AsyncClient]]:
     """A second service on the same database, as another authgate process would have."""
     database = Database.connect(database_url)
-    service = build_service(settings, database, clock=clock)
+    service = await build_service(settings, database, clock=clock)
     transport = httpx.ASGITransport(app=build_app(service, settings))
     async with httpx.AsyncClient(transport=transport, base_url="http://other.test") as client:
         yield service, client

@@ -33,9 +33,9 @@ def limited(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def client_at(limited: Settings, database: Database, clock: FakeClock) -> ClientAt:
+async def client_at(limited: Settings, database: Database, clock: FakeClock) -> ClientAt:
     """Clients of one app (one set of counters), each from its own address."""
-    app = build_app(build_service(limited, database, clock=clock), limited)
+    app = build_app(await build_service(limited, database, clock=clock), limited)
 
     @asynccontextmanager
     async def open_client(address: str) -> AsyncIterator[httpx.AsyncClient]:
@@ -156,7 +156,7 @@ async def test_an_unreachable_redis_gives_503_not_500(
     limited: Settings, database: Database, clock: FakeClock
 ) -> None:
     broken = limited.replace(redis_url="redis://127.0.0.1:1/0")
-    service = build_service(broken, database, clock=clock)
+    service = await build_service(broken, database, clock=clock)
     transport = httpx.ASGITransport(app=build_app(service, broken))
     try:
         async with httpx.AsyncClient(

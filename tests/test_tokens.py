@@ -9,6 +9,7 @@ import json
 import pytest
 
 from authgate.errors import InvalidTokenError, TokenError, TokenExpiredError
+from authgate.keys import KeyRing, hs256_key
 from authgate.models import Role
 from authgate.tokens import TokenCodec
 from tests.conftest import TEST_KEY, FakeClock
@@ -17,7 +18,7 @@ from tests.forge import NOW, b64, claims, segment, sign, token
 
 def codec(clock: FakeClock, *, leeway: int = 30, cache_size: int = 100) -> TokenCodec:
     return TokenCodec(
-        TEST_KEY.encode(),
+        KeyRing([hs256_key(TEST_KEY.encode())], clock=clock),
         issuer="authgate",
         audience="authgate",
         ttl_seconds=900,
@@ -77,7 +78,7 @@ def test_the_cache_is_bounded(clock: FakeClock) -> None:
     small = codec(clock, cache_size=3)
     for user_id in range(10):
         small.verify(small.issue(user_id, frozenset({Role.USER}), "s"))
-    assert len(small._cache) == 3
+    assert len(small._verifier._cache) == 3
 
 
 def test_leeway_is_honoured_and_no_more(clock: FakeClock) -> None:

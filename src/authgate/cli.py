@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from authgate.config import Settings
 from authgate.errors import AuthError, UserNotFoundError
-from authgate.keys import signing_key
+from authgate.keyfiles import signing_key
 from authgate.logs import configure_logging
 from authgate.runtime import check_database, open_database, running_service
 from authgate.storage import schema

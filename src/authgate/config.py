@@ -39,6 +39,12 @@ class Settings:
     data_dir: str = "data"
     database_url: str = ""
     signing_key: str | None = field(default=None, repr=False)
+    signing_algorithm: Literal["HS256", "EdDSA", "ES256", "RS256"] = "HS256"
+    key_encryption_key: str | None = field(default=None, repr=False)
+    token_encryption_key: str | None = field(default=None, repr=False)
+    jwks_max_age_seconds: Annotated[int, msgspec.Meta(ge=0, le=86400)] = 300
+    key_publish_seconds: Annotated[int, msgspec.Meta(ge=0, le=7 * 86400)] = 600
+    public_url: str | None = None
     issuer: str = "authgate"
     audience: str = "authgate"
     access_token_ttl_seconds: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 900
@@ -96,7 +102,14 @@ class Settings:
         origins = data.get("cors_origins")
         if isinstance(origins, str):
             data["cors_origins"] = tuple(o.strip() for o in origins.split(",") if o.strip())
-        for name in ("signing_key", "database_url", "redis_url"):
+        for name in (
+            "signing_key",
+            "database_url",
+            "redis_url",
+            "key_encryption_key",
+            "token_encryption_key",
+            "public_url",
+        ):
             if data.get(name) == "":
                 data.pop(name)
         try:
@@ -117,10 +130,19 @@ class Settings:
                 raise ConfigurationError(
                     f"{PREFIX}SIGNING_KEY must be at least {MIN_SIGNING_KEY_BYTES} random bytes."
                 )
-        elif self.env == "production":
+        elif self.env == "production" and self.signing_algorithm == "HS256":
             raise ConfigurationError(
                 f"{PREFIX}SIGNING_KEY is required when {PREFIX}ENV=production "
                 f"(at least {MIN_SIGNING_KEY_BYTES} random bytes, e.g. `openssl rand -base64 48`)."
+            )
+        if (
+            self.env == "production"
+            and self.signing_algorithm != "HS256"
+            and self.key_encryption_key is None
+        ):
+            raise ConfigurationError(
+                f"{PREFIX}KEY_ENCRYPTION_KEY is required when {PREFIX}ENV=production: it seals "
+                "the private signing keys in the database."
             )
         if "*" in self.cors_origins:
             raise ConfigurationError(

@@ -1,60 +1,148 @@
-"""The signing key: from configuration, or generated once for development."""
+"""Signing keys: generated, sealed at rest, published, and held in the ring tokens use.
+
+With ``tokens.py`` this is the home of the JOSE library: here for key material,
+there for token formats.
+
+A key's life, by its timestamps (see ``signing.py`` for rotation):
+
+    published at creation ─► signs from ``activates_at`` ─► superseded by the next key
+    ─► verifies until ``retires_at`` (every token it signed has expired) ─► gone
+"""
 
 from __future__ import annotations
 
-import logging
-import os
-import secrets
-import stat
-from pathlib import Path
+import json
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from authgate.config import Settings
+from joserfc import jwe
+from joserfc.errors import JoseError, SecurityWarning
+from joserfc.jwk import ECKey, Key, OctKey, OKPKey, RSAKey, import_key
+
 from authgate.errors import ConfigurationError
+from authgate.models import Clock
 
-log = logging.getLogger("authgate.keys")
+Algorithm = Literal["HS256", "EdDSA", "ES256", "RS256"]
+ASYMMETRIC: frozenset[str] = frozenset({"EdDSA", "ES256", "RS256"})
 
-DEV_KEY_FILE = "signing.key"
+# RFC 9864 prefers the name "Ed25519"; "EdDSA" is what JWT libraries in every language
+# verify today, so authgate keeps it, knowingly.
+warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=SecurityWarning)
 
-
-def signing_key(settings: Settings) -> bytes:
-    """The configured key, or (development only) the one kept in the data directory."""
-    if settings.signing_key is not None:
-        return settings.signing_key.encode()
-    if (
-        settings.env == "production"
-    ):  # Settings.check refuses this already; keep the guard local too.
-        raise ConfigurationError("AUTHGATE_SIGNING_KEY is required in production.")
-    return _development_key(Path(settings.data_dir) / DEV_KEY_FILE)
+_SEAL = {"alg": "dir", "enc": "A256GCM", "cty": "jwk+json"}
 
 
-def _development_key(path: Path) -> bytes:
+def generate(algorithm: str) -> Key:
+    """A fresh private key for ``algorithm`` (an asymmetric one)."""
+    if algorithm == "EdDSA":
+        return OKPKey.generate_key("Ed25519")
+    if algorithm == "ES256":
+        return ECKey.generate_key("P-256")
+    if algorithm == "RS256":
+        return RSAKey.generate_key(3072)
+    raise ConfigurationError(f"authgate does not generate {algorithm} keys.")
+
+
+def seal(key: Key, kek: bytes) -> str:
+    """The private JWK, encrypted with the key-encryption key (compact JWE, dir/A256GCM)."""
+    plaintext = json.dumps(key.as_dict(private=True)).encode()
+    return jwe.encrypt_compact(_SEAL, plaintext, OctKey.import_key(kek))
+
+
+def unseal(sealed: str, kek: bytes) -> Key:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
+        opened = jwe.decrypt_compact(sealed, OctKey.import_key(kek), algorithms=["dir", "A256GCM"])
+    except (JoseError, ValueError) as error:
         raise ConfigurationError(
-            f"AUTHGATE_DATA_DIR: cannot create {path.parent}: {error.strerror}."
-        ) from None
-    try:
-        # O_EXCL: several workers starting at once agree on one key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise ConfigurationError(
-                f"{path} is readable by other users; run `chmod 600 {path}`."
-            ) from None
-        key = path.read_bytes().strip()
-        if len(key) < 32:
-            raise ConfigurationError(
-                f"{path} holds a key shorter than 32 bytes; delete it to generate one."
-            ) from None
+            "A signing key in the database cannot be opened with AUTHGATE_KEY_ENCRYPTION_KEY "
+            "(was the key-encryption key changed?)."
+        ) from error
+    return import_key(json.loads(opened.plaintext or b"{}"))
+
+
+def public_json(key: Key) -> str:
+    return json.dumps(key.as_dict(private=False))
+
+
+def public_thumbprint(public_jwk: str) -> str:
+    return thumbprint(import_key(json.loads(public_jwk)))
+
+
+def thumbprint(key: Key) -> str:
+    """RFC 7638 thumbprint; a key's id. For an HS256 secret it reveals nothing: a hash of
+    256 random bits."""
+    return key.thumbprint()[:22]
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """One key as the ring holds it: private where this process may sign with it."""
+
+    kid: str
+    algorithm: str
+    key: Key
+    activates_at: int
+    #: None while no successor exists; then the moment its last token has expired.
+    retires_at: int | None = None
+
+    def public_jwk(self) -> dict[str, Any] | None:
+        if self.algorithm not in ASYMMETRIC:
+            return None  # a shared secret is never published
+        return {
+            **self.key.as_dict(private=False),
+            "kid": self.kid,
+            "alg": self.algorithm,
+            "use": "sig",
+        }
+
+
+def hs256_key(secret: bytes) -> SigningKey:
+    key = OctKey.import_key(secret)
+    return SigningKey(kid=thumbprint(key), algorithm="HS256", key=key, activates_at=0)
+
+
+class KeyRing:
+    """The keys one process signs and verifies with; reloaded whole, never edited in place."""
+
+    def __init__(self, keys: Iterable[SigningKey], *, clock: Clock) -> None:
+        self._clock = clock
+        self._by_kid: dict[str, SigningKey] = {}
+        self._signers: list[SigningKey] = []
+        self.replace(keys)
+
+    def replace(self, keys: Iterable[SigningKey]) -> None:
+        loaded = list(keys)
+        if not loaded:
+            raise ConfigurationError("No signing key is available.")
+        # One assignment each, so a request never sees half a reload.
+        self._by_kid = {key.kid: key for key in loaded}
+        self._signers = sorted(loaded, key=lambda k: k.activates_at, reverse=True)
+
+    def signer(self) -> SigningKey:
+        """The newest key whose time has come (the oldest one if none has, e.g. at first start)."""
+        now = self._clock()
+        for key in self._signers:
+            if key.activates_at <= now:
+                return key
+        return self._signers[-1]
+
+    def verifier(self, kid: str) -> SigningKey | None:
+        key = self._by_kid.get(kid)
+        if key is None or (key.retires_at is not None and key.retires_at <= self._clock()):
+            return None
         return key
-    key = secrets.token_urlsafe(32).encode()  # 256 random bits
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
-    log.warning(
-        "Generated a development signing key in %s (mode 0600). "
-        "Set AUTHGATE_SIGNING_KEY in production.",
-        path,
-    )
-    return key
+
+    def published(self) -> list[dict[str, Any]]:
+        """Public JWKs of every key that signs, will sign, or still verifies."""
+        now = self._clock()
+        found = []
+        for key in sorted(self._by_kid.values(), key=lambda k: k.activates_at):
+            jwk = key.public_jwk()
+            if jwk is not None and (key.retires_at is None or key.retires_at > now):
+                found.append(jwk)
+        return found
+
+    def __iter__(self) -> Any:
+        return iter(self._by_kid.values())

@@ -77,6 +77,19 @@ class RefreshRecord:
 
 
 @dataclass(frozen=True)
+class StoredKey:
+    """A signing key as the database keeps it: the private half sealed."""
+
+    kid: str
+    generation: int
+    algorithm: str
+    public_jwk: str
+    sealed_private_jwk: str = field(repr=False)
+    created_at: int
+    activates_at: int
+
+
+@dataclass(frozen=True)
 class TokenPair:
     access_token: str = field(repr=False)
     refresh_token: str = field(repr=False)

@@ -12,11 +12,13 @@ import anyio
 
 from authgate.config import Settings
 from authgate.errors import ConfigurationError, StorageUnavailableError
-from authgate.keys import signing_key
+from authgate.keyfiles import decode_kek, key_encryption_key, signing_key
+from authgate.keys import ASYMMETRIC, KeyRing
 from authgate.models import Clock, system_clock
 from authgate.passwords import PasswordHasher
 from authgate.revocations import RevokedSessions
 from authgate.service import AuthService
+from authgate.signing import SigningKeys
 from authgate.storage import Database, schema
 from authgate.throttle import Throttle
 from authgate.tokens import TokenCodec
@@ -24,9 +26,26 @@ from authgate.tokens import TokenCodec
 log = logging.getLogger("authgate.runtime")
 
 
-def build_service(
+def signing_keys(
+    settings: Settings, database: Database, *, clock: Clock = system_clock
+) -> SigningKeys:
+    managed = settings.signing_algorithm in ASYMMETRIC
+    return SigningKeys(
+        database,
+        algorithm=settings.signing_algorithm,
+        kek=key_encryption_key(settings) if managed else None,
+        hs256_secret=None if managed else signing_key(settings),
+        retire_after_seconds=settings.access_token_ttl_seconds + settings.clock_leeway_seconds,
+        publish_seconds=settings.key_publish_seconds,
+        clock=clock,
+    )
+
+
+async def build_service(
     settings: Settings, database: Database, *, clock: Clock = system_clock
 ) -> AuthService:
+    keys = signing_keys(settings, database, clock=clock)
+    ring = KeyRing(await keys.load(), clock=clock)
     hasher = PasswordHasher(
         memory_kib=settings.argon2_memory_kib,
         time_cost=settings.argon2_time_cost,
@@ -34,7 +53,7 @@ def build_service(
         concurrency=settings.hash_concurrency,
     )
     tokens = TokenCodec(
-        signing_key(settings),
+        ring,
         issuer=settings.issuer,
         audience=settings.audience,
         ttl_seconds=settings.access_token_ttl_seconds,
@@ -42,6 +61,11 @@ def build_service(
         max_token_bytes=settings.max_token_bytes,
         cache_size=settings.token_cache_size,
         clock=clock,
+        encryption_key=(
+            None
+            if settings.token_encryption_key is None
+            else decode_kek(settings.token_encryption_key, "AUTHGATE_TOKEN_ENCRYPTION_KEY")
+        ),
     )
     throttle = Throttle(
         sign_in_per_address=settings.rate_limit_sign_in_per_address,
@@ -58,6 +82,7 @@ def build_service(
         database,
         hasher,
         tokens,
+        keys,
         throttle,
         revoked,
         refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
@@ -99,7 +124,7 @@ async def _poll_revocations(service: AuthService, interval_ms: int) -> None:
     while True:
         await anyio.sleep(interval_ms / 1000)
         try:
-            await service.sync_revocations()
+            await service.sync()
         except StorageUnavailableError:
             log.warning(
                 "revocation poll failed; retrying", extra={"event": "revocations.poll_failed"}
@@ -117,11 +142,11 @@ async def running_service(
     database = open_database(settings)
     try:
         await ensure_schema(database)
-        service = build_service(settings, database, clock=clock)
+        service = await build_service(settings, database, clock=clock)
         poller: asyncio.Task[None] | None = None
         try:
             if poll_revocations:
-                await service.sync_revocations()
+                await service.sync()
                 poller = asyncio.create_task(
                     _poll_revocations(service, settings.revocation_poll_milliseconds)
                 )

@@ -45,6 +45,7 @@ from authgate.policy import (
     username_key,
 )
 from authgate.revocations import RevokedSessions
+from authgate.signing import SigningKeys
 from authgate.storage import Database, Transaction
 from authgate.throttle import Throttle
 from authgate.tokens import TokenCodec
@@ -84,6 +85,7 @@ class AuthService:
         database: Database,
         hasher: PasswordHasher,
         tokens: TokenCodec,
+        keys: SigningKeys,
         throttle: Throttle,
         revoked: RevokedSessions,
         *,
@@ -98,6 +100,7 @@ class AuthService:
         self.database = database
         self._hasher = hasher
         self._tokens = tokens
+        self.keys = keys
         self._throttle = throttle
         self._revoked = revoked
         self._refresh_ttl = refresh_ttl_seconds
@@ -314,6 +317,16 @@ class AuthService:
         async with self.database.transaction(read_only=True) as tx:
             revoked = await tx.sessions.revoked_since(self._revoked.since())
         self._revoked.add_all(revoked)
+
+    async def sync(self) -> None:
+        """What every server process polls for: revocations and signing keys."""
+        await self.sync_revocations()
+        if self.keys.managed:
+            self._tokens.ring.replace(await self.keys.load())
+
+    def published_keys(self) -> list[dict[str, object]]:
+        """The public JWKs other services verify with (none for HS256)."""
+        return self._tokens.ring.published()
 
     # -- throttling ----------------------------------------------------------
 

@@ -1,10 +1,17 @@
-"""Issuing and verifying access tokens (the only importer of the JOSE library).
+"""Issuing and verifying access tokens (with ``keys.py``, the home of the JOSE library).
 
-Verification is deliberately narrow: a format and length check before the
-library sees anything, one algorithm from configuration, a fixed key that no
-header value can select, a header allow-list, typed claims, and time checks
-against the injected clock. Verified tokens are cached by their exact string;
-a hit skips the signature but never the time checks.
+Verification is deliberately narrow, and the same in authgate and in
+``authgate.verify``: a format and length check before the library sees
+anything; a header allow-list; the key looked up by ``kid`` among the trusted
+keys only, never fetched or built from the header; the header's ``alg`` must be
+the one configured for that key; typed claims; time checks against the
+injected clock. Verified tokens are cached by their exact string; a hit skips
+the signature but never the time checks.
+
+With an encryption key, access tokens are nested JWTs (RFC 7519 §5.2): the
+signed token, encrypted as compact JWE (``dir``/``A256GCM``). A verifier that
+holds the key accepts only encrypted tokens, so nobody can downgrade to a
+readable one.
 """
 
 from __future__ import annotations
@@ -14,17 +21,24 @@ import secrets
 from collections.abc import Callable
 
 import msgspec
-from joserfc import jwt
+from joserfc import jwe, jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
 from authgate.errors import InvalidTokenError, TokenExpiredError
+from authgate.keys import KeyRing, SigningKey
 from authgate.models import AccessClaims, Clock, Role
 
-ALGORITHM = "HS256"
 TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type (RFC 9068), not a secret
-_JWS_COMPACT = re.compile(rb"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+_SEGMENT = rb"[A-Za-z0-9_-]+"
+_JWS_COMPACT = re.compile(rb"^%s\.%s\.%s$" % (_SEGMENT, _SEGMENT, _SEGMENT))
+# ``dir`` has an empty encrypted-key segment.
+_JWE_COMPACT = re.compile(rb"^%s\.\.%s\.%s\.%s$" % (_SEGMENT, _SEGMENT, _SEGMENT, _SEGMENT))
 _ALLOWED_HEADER = frozenset({"alg", "typ", "kid"})
+_JWE_HEADER = {"alg": "dir", "enc": "A256GCM", "cty": "JWT"}
+
+#: Finds a trusted key by the token's ``kid`` (None when the header has none).
+KeyLookup = Callable[[str | None], SigningKey | None]
 
 
 class _Claims(msgspec.Struct, frozen=True):
@@ -41,49 +55,45 @@ class _Claims(msgspec.Struct, frozen=True):
     roles: list[Role]
 
 
-class TokenCodec:
-    """Signs and verifies HS256 access tokens for one issuer and audience."""
+def ring_lookup(ring: KeyRing) -> KeyLookup:
+    """Lookup in authgate's own ring. Tokens from before key ids (HS256 only) carry no
+    ``kid``; they are checked against the one HS256 key."""
+
+    def lookup(kid: str | None) -> SigningKey | None:
+        if kid is None:
+            signer = ring.signer()
+            return signer if signer.algorithm == "HS256" else None
+        return ring.verifier(kid)
+
+    return lookup
+
+
+class TokenVerifier:
+    """Strict verification of access tokens for one issuer and audience."""
 
     def __init__(
         self,
-        key: bytes,
+        lookup: KeyLookup,
         *,
+        algorithms: frozenset[str],
         issuer: str,
         audience: str,
-        ttl_seconds: int,
         leeway_seconds: int,
         max_token_bytes: int,
         cache_size: int,
         clock: Clock,
-        new_id: Callable[[], str] = lambda: secrets.token_urlsafe(12),
+        decryption_key: bytes | None = None,
     ) -> None:
-        self._key = OctKey.import_key(key)
+        self._lookup = lookup
+        self._algorithms = algorithms
         self._issuer = issuer
         self._audience = audience
-        self._ttl = ttl_seconds
         self._leeway = leeway_seconds
         self._max_bytes = max_token_bytes
         self._clock = clock
-        self._new_id = new_id
+        self._decryption_key = None if decryption_key is None else OctKey.import_key(decryption_key)
         self._cache: dict[str, AccessClaims] = {}
         self._cache_size = cache_size
-
-    def issue(self, user_id: int, roles: frozenset[Role], session_id: str) -> str:
-        now = int(self._clock())
-        claims = {
-            "iss": self._issuer,
-            "aud": self._audience,
-            "sub": str(user_id),
-            "sid": session_id,
-            "jti": self._new_id(),
-            "iat": now,
-            "nbf": now,
-            "exp": now + self._ttl,
-            "roles": sorted(roles),
-        }
-        return jwt.encode(
-            {"alg": ALGORITHM, "typ": TOKEN_TYPE}, claims, self._key, algorithms=[ALGORITHM]
-        )
 
     def verify(self, token: str) -> AccessClaims:
         """Claims of a valid token; ``TokenExpiredError`` only once the signature verified."""
@@ -100,18 +110,30 @@ class TokenCodec:
 
     def _decode(self, token: str) -> AccessClaims:
         raw = token.encode("utf-8", "replace")
-        if len(raw) > self._max_bytes or not _JWS_COMPACT.fullmatch(raw):
+        if len(raw) > self._max_bytes:
+            raise InvalidTokenError()
+        if self._decryption_key is not None:
+            raw = self._decrypt(raw, self._decryption_key)
+        if not _JWS_COMPACT.fullmatch(raw):
             raise InvalidTokenError()
         try:
-            decoded = jwt.decode(raw, self._key, algorithms=[ALGORITHM])
+            header = jws.extract_compact(raw).headers()
         except (JoseError, ValueError, TypeError):
             raise InvalidTokenError() from None
-        header = decoded.header
         if set(header) - _ALLOWED_HEADER or header.get("typ") != TOKEN_TYPE:
             raise InvalidTokenError()
+        kid = header.get("kid")
+        key = self._lookup(kid) if kid is None or isinstance(kid, str) else None
+        if (
+            key is None
+            or key.algorithm not in self._algorithms
+            or header.get("alg") != key.algorithm
+        ):
+            raise InvalidTokenError()
         try:
+            decoded = jwt.decode(raw, key.key, algorithms=[key.algorithm])
             claims = msgspec.convert(decoded.claims, _Claims)
-        except msgspec.ValidationError:
+        except (JoseError, ValueError, TypeError, msgspec.ValidationError):
             raise InvalidTokenError() from None
         if claims.iss != self._issuer or claims.aud != self._audience or not claims.sub.isdecimal():
             raise InvalidTokenError()
@@ -125,9 +147,105 @@ class TokenCodec:
             token_id=claims.jti,
         )
 
+    @staticmethod
+    def _decrypt(raw: bytes, key: OctKey) -> bytes:
+        """The signed token inside a JWE; anything else (a bare JWS included) is refused."""
+        if not _JWE_COMPACT.fullmatch(raw):
+            raise InvalidTokenError()
+        try:
+            opened = jwe.decrypt_compact(raw, key, algorithms=["dir", "A256GCM"])
+        except (JoseError, ValueError, TypeError):
+            raise InvalidTokenError() from None
+        if opened.headers() != _JWE_HEADER or opened.plaintext is None:
+            raise InvalidTokenError()
+        return opened.plaintext
+
     def _check_time(self, claims: AccessClaims) -> None:
         now = self._clock()
         if claims.not_before > now + self._leeway or claims.issued_at > now + self._leeway:
             raise InvalidTokenError()
         if claims.expires_at <= now - self._leeway:
             raise TokenExpiredError()
+
+
+class TokenIssuer:
+    """Signs access tokens with the ring's current key (and encrypts them when configured)."""
+
+    def __init__(
+        self,
+        ring: KeyRing,
+        *,
+        issuer: str,
+        audience: str,
+        ttl_seconds: int,
+        clock: Clock,
+        encryption_key: bytes | None = None,
+        new_id: Callable[[], str] = lambda: secrets.token_urlsafe(12),
+    ) -> None:
+        self._ring = ring
+        self._issuer = issuer
+        self._audience = audience
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._encryption_key = None if encryption_key is None else OctKey.import_key(encryption_key)
+        self._new_id = new_id
+
+    def issue(self, user_id: int, roles: frozenset[Role], session_id: str) -> str:
+        now = int(self._clock())
+        claims = {
+            "iss": self._issuer,
+            "aud": self._audience,
+            "sub": str(user_id),
+            "sid": session_id,
+            "jti": self._new_id(),
+            "iat": now,
+            "nbf": now,
+            "exp": now + self._ttl,
+            "roles": sorted(roles),
+        }
+        signer = self._ring.signer()
+        header = {"alg": signer.algorithm, "typ": TOKEN_TYPE, "kid": signer.kid}
+        signed = jwt.encode(header, claims, signer.key, algorithms=[signer.algorithm])
+        if self._encryption_key is None:
+            return signed
+        return jwe.encrypt_compact(_JWE_HEADER, signed.encode(), self._encryption_key)
+
+
+class TokenCodec:
+    """authgate's own issuer and verifier over one key ring."""
+
+    def __init__(
+        self,
+        ring: KeyRing,
+        *,
+        issuer: str,
+        audience: str,
+        ttl_seconds: int,
+        leeway_seconds: int,
+        max_token_bytes: int,
+        cache_size: int,
+        clock: Clock,
+        encryption_key: bytes | None = None,
+    ) -> None:
+        self.ring = ring
+        self._issuer = TokenIssuer(
+            ring,
+            issuer=issuer,
+            audience=audience,
+            ttl_seconds=ttl_seconds,
+            clock=clock,
+            encryption_key=encryption_key,
+        )
+        self._verifier = TokenVerifier(
+            ring_lookup(ring),
+            algorithms=frozenset({"HS256", "EdDSA", "ES256", "RS256"}),
+            issuer=issuer,
+            audience=audience,
+            leeway_seconds=leeway_seconds,
+            max_token_bytes=max_token_bytes,
+            cache_size=cache_size,
+            clock=clock,
+            decryption_key=encryption_key,
+        )
+        self.issue = self._issuer.issue
+        self.verify = self._verifier.verify

@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from authgate.errors import ConfigurationError, StorageUnavailableError
-from authgate.storage.repositories import RefreshTokens, Sessions, Users
+from authgate.storage.repositories import RefreshTokens, Sessions, SigningKeyRecords, Users
 
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -120,6 +120,7 @@ class Transaction:
     users: Users
     sessions: Sessions
     refresh_tokens: RefreshTokens
+    signing_keys: SigningKeyRecords
 
 
 class Database:
@@ -151,6 +152,7 @@ class Database:
                     users=Users(connection),
                     sessions=Sessions(connection),
                     refresh_tokens=RefreshTokens(connection),
+                    signing_keys=SigningKeyRecords(connection),
                 )
 
     async def ping(self) -> None:

@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authgate.errors import EmailTakenError, UsernameTakenError
-from authgate.models import NewUser, RefreshRecord, Role, User
-from authgate.storage.tables import refresh_tokens, sessions, user_roles, users
+from authgate.models import NewUser, RefreshRecord, Role, StoredKey, User
+from authgate.storage.tables import refresh_tokens, sessions, signing_keys, user_roles, users
 
 #: Fixed ids, as in the tutorial's seed data; created by the first migration.
 ROLE_IDS = {Role.USER: 1, Role.MODERATOR: 2, Role.ADMIN: 3}
@@ -221,3 +221,52 @@ class RefreshTokens:
             .where(refresh_tokens.c.id == token_id)
             .values(expires_at=expires_at)
         )
+
+
+class SigningKeyRecords:
+    """Rows of ``signing_keys``; the crypto lives in ``keys.py``."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def list(self, algorithm: str) -> list[StoredKey]:
+        query = (
+            sa.select(signing_keys)
+            .where(signing_keys.c.algorithm == algorithm)
+            .order_by(signing_keys.c.generation)
+        )
+        return [
+            StoredKey(
+                kid=row.kid,
+                generation=row.generation,
+                algorithm=row.algorithm,
+                public_jwk=row.public_jwk,
+                sealed_private_jwk=row.sealed_private_jwk,
+                created_at=row.created_at,
+                activates_at=row.activates_at,
+            )
+            for row in await self._c.execute(query)
+        ]
+
+    async def newest_generation(self) -> int:
+        query = sa.select(sa.func.coalesce(sa.func.max(signing_keys.c.generation), 0))
+        return int((await self._c.execute(query)).scalar_one())
+
+    async def insert(self, key: StoredKey) -> bool:
+        """False if another process took this generation first."""
+        try:
+            async with self._c.begin_nested():
+                await self._c.execute(
+                    signing_keys.insert().values(
+                        kid=key.kid,
+                        generation=key.generation,
+                        algorithm=key.algorithm,
+                        public_jwk=key.public_jwk,
+                        sealed_private_jwk=key.sealed_private_jwk,
+                        created_at=key.created_at,
+                        activates_at=key.activates_at,
+                    )
+                )
+        except sa.exc.IntegrityError:
+            return False
+        return True

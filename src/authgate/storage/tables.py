@@ -70,6 +70,21 @@ sessions = sa.Table(
     **_MYSQL,
 )
 
+signing_keys = sa.Table(
+    "signing_keys",
+    metadata,
+    sa.Column("kid", _key(64), primary_key=True),
+    # One key per generation: two processes rotating at once cannot both win.
+    sa.Column("generation", sa.Integer, nullable=False, unique=True),
+    sa.Column("algorithm", sa.String(16), nullable=False),
+    sa.Column("public_jwk", sa.Text, nullable=False),
+    # The private JWK as compact JWE under AUTHGATE_KEY_ENCRYPTION_KEY.
+    sa.Column("sealed_private_jwk", sa.Text, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("activates_at", sa.BigInteger, nullable=False),
+    **_MYSQL,
+)
+
 refresh_tokens = sa.Table(
     "refresh_tokens",
     metadata,

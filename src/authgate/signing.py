@@ -1,0 +1,174 @@
+"""The signing keys' lifecycle: first key, rotation, and loading the ring from storage.
+
+Rotation, step by step (every step is a timestamp, so every process agrees without
+talking to the others):
+
+1. ``rotate`` stores generation n+1, published at once (``/.well-known/jwks.json``),
+   signing from ``now + AUTHGATE_KEY_PUBLISH_SECONDS``: by then every process has
+   loaded it and every verifier's cached key set has expired.
+2. From that moment the new key signs; the old one only verifies.
+3. The old key retires when the last token it signed has expired (the access-token
+   lifetime plus leeway after its successor activated), and leaves the key set.
+
+No live token is ever invalidated and no process restarts. HS256 keeps its one
+shared secret from ``AUTHGATE_SIGNING_KEY`` and is never published.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from authgate import keys
+from authgate.errors import ConfigurationError
+from authgate.keys import SigningKey
+from authgate.models import Clock, StoredKey
+from authgate.storage import Database
+
+log = logging.getLogger("authgate.keys")
+
+
+@dataclass(frozen=True)
+class KeyState:
+    """One line of ``authgate keys list``."""
+
+    kid: str
+    generation: int
+    algorithm: str
+    state: str
+    activates_at: int
+    retires_at: int | None
+
+
+class SigningKeys:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        algorithm: str,
+        kek: bytes | None,
+        hs256_secret: bytes | None,
+        retire_after_seconds: int,
+        publish_seconds: int,
+        clock: Clock,
+    ) -> None:
+        self._database = database
+        self._algorithm = algorithm
+        self._kek = kek
+        self._hs256_secret = hs256_secret
+        self._retire_after = retire_after_seconds
+        self._publish = publish_seconds
+        self._clock = clock
+        self._opened: dict[str, SigningKey] = {}  # unsealing costs; keep what was opened
+
+    @property
+    def managed(self) -> bool:
+        """Whether keys live in the database (every algorithm but HS256)."""
+        return self._algorithm in keys.ASYMMETRIC
+
+    async def load(self) -> list[SigningKey]:
+        """Every key that may still sign or verify, creating the first one if there is none."""
+        if not self.managed:
+            if self._hs256_secret is None:
+                raise ConfigurationError("AUTHGATE_SIGNING_KEY is required for HS256.")
+            return [keys.hs256_key(self._hs256_secret)]
+        stored = await self._stored()
+        if not stored:
+            # Workers starting together may race here; the loser simply loads the winner's key.
+            await self._create(generation=1, activates_at=int(self._clock()))
+            stored = await self._stored()
+        now = self._clock()
+        return [
+            key for key in self._ring_keys(stored) if key.retires_at is None or key.retires_at > now
+        ]
+
+    async def rotate(self) -> KeyState:
+        """Store the next key; it signs once every process and verifier has seen it."""
+        if not self.managed:
+            raise ConfigurationError(
+                "HS256 has one shared secret: rotate it by changing AUTHGATE_SIGNING_KEY. "
+                "Choose EdDSA, ES256 or RS256 (AUTHGATE_SIGNING_ALGORITHM) for rotating keys."
+            )
+        await self.load()  # there is a current key to succeed
+        async with self._database.transaction(read_only=True) as tx:
+            generation = await tx.signing_keys.newest_generation() + 1
+        stored = await self._create(generation, activates_at=int(self._clock()) + self._publish)
+        if stored is None:
+            raise ConfigurationError("Another rotation created the same key generation; try again.")
+        log.info("signing key created", extra={"event": "keys.rotated"})
+        return next(state for state in await self.states() if state.kid == stored.kid)
+
+    async def states(self) -> list[KeyState]:
+        if not self.managed:
+            key = (await self.load())[0]
+            return [KeyState(key.kid, 0, "HS256", "signing", 0, None)]
+        stored = await self._stored()
+        ring = self._ring_keys(stored)
+        now = self._clock()
+        signer = max((k.activates_at for k in ring if k.activates_at <= now), default=None)
+        return [
+            KeyState(
+                kid=key.kid,
+                generation=row.generation,
+                algorithm=key.algorithm,
+                state=_state(key, now, signer),
+                activates_at=key.activates_at,
+                retires_at=key.retires_at,
+            )
+            for key, row in zip(ring, stored, strict=True)
+        ]
+
+    async def _stored(self) -> list[StoredKey]:
+        async with self._database.transaction(read_only=True) as tx:
+            return await tx.signing_keys.list(self._algorithm)
+
+    def _ring_keys(self, stored: list[StoredKey]) -> list[SigningKey]:
+        """Keys in generation order, each retiring once its successor's tokens could not
+        be its own any more."""
+        found = []
+        for index, row in enumerate(stored):
+            successor = stored[index + 1] if index + 1 < len(stored) else None
+            retires_at = None if successor is None else successor.activates_at + self._retire_after
+            found.append(self._open(row, retires_at))
+        return found
+
+    def _open(self, row: StoredKey, retires_at: int | None) -> SigningKey:
+        opened = self._opened.get(row.kid)
+        if opened is None:
+            if self._kek is None:
+                raise ConfigurationError("AUTHGATE_KEY_ENCRYPTION_KEY is required.")
+            private = keys.unseal(row.sealed_private_jwk, self._kek)
+            if keys.public_thumbprint(row.public_jwk) != row.kid:
+                raise ConfigurationError(f"Signing key {row.kid} does not match its public half.")
+            opened = SigningKey(row.kid, row.algorithm, private, row.activates_at)
+            self._opened[row.kid] = opened
+        return SigningKey(opened.kid, opened.algorithm, opened.key, opened.activates_at, retires_at)
+
+    async def _create(self, generation: int, activates_at: int) -> StoredKey | None:
+        """The new key, or None if another process stored this generation first."""
+        if self._kek is None:
+            raise ConfigurationError("AUTHGATE_KEY_ENCRYPTION_KEY is required.")
+        private = keys.generate(self._algorithm)
+        kid = keys.thumbprint(private)
+        stored = StoredKey(
+            kid=kid,
+            generation=generation,
+            algorithm=self._algorithm,
+            public_jwk=keys.public_json(private),
+            sealed_private_jwk=keys.seal(private, self._kek),
+            created_at=int(self._clock()),
+            activates_at=activates_at,
+        )
+        async with self._database.transaction() as tx:
+            created = await tx.signing_keys.insert(stored)
+        return stored if created else None
+
+
+def _state(key: SigningKey, now: float, signer_activation: int | None) -> str:
+    if key.retires_at is not None and key.retires_at <= now:
+        return "retired"
+    if key.activates_at > now:
+        return "published"
+    if key.activates_at == signer_activation:
+        return "signing"
+    return "verifying"
