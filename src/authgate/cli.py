@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -33,6 +34,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--server", choices=["granian", "uvicorn"], default="granian")
 
     commands.add_parser("migrate", help="create or upgrade the database schema")
+
+    keys = commands.add_parser("keys", help="signing keys").add_subparsers(
+        dest="action", required=True
+    )
+    keys.add_parser("list", help="every key with its state")
+    keys.add_parser(
+        "rotate", help="publish the next key; it signs after AUTHGATE_KEY_PUBLISH_SECONDS"
+    )
 
     users = commands.add_parser("users", help="manage users").add_subparsers(
         dest="action", required=True
@@ -66,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(settings, args)
         if args.command == "migrate":
             return _run(_migrate(settings))
+        if args.command == "keys":
+            return _run(_keys(settings, args.action))
         return _run(_users(settings, args))
     except AuthError as error:
         print(f"authgate: {error.message}", file=sys.stderr)
@@ -142,6 +153,29 @@ def _serve_uvicorn(settings: Settings) -> None:
         access_log=False,
         log_config=None,
     )
+
+
+async def _keys(settings: Settings, action: str) -> int:
+    async with running_service(settings) as service:
+        if action == "rotate":
+            state = await service.keys.rotate()
+            print(
+                f"created {state.algorithm} key {state.kid}; published now, "
+                f"signs from {_when(state.activates_at)}"
+            )
+            return 0
+        print("kid\tgeneration\talgorithm\tstate\tsigns from\tretires at")
+        for key in await service.keys.states():
+            retires = "-" if key.retires_at is None else _when(key.retires_at)
+            print(
+                f"{key.kid}\t{key.generation}\t{key.algorithm}\t{key.state}\t"
+                f"{_when(key.activates_at)}\t{retires}"
+            )
+    return 0
+
+
+def _when(epoch_seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_seconds))
 
 
 async def _users(settings: Settings, args: argparse.Namespace) -> int:

@@ -87,11 +87,12 @@ class SigningKey:
     #: None while no successor exists; then the moment its last token has expired.
     retires_at: int | None = None
 
-    def public_jwk(self) -> dict[str, Any] | None:
+    def public_jwk(self) -> dict[str, str] | None:
         if self.algorithm not in ASYMMETRIC:
             return None  # a shared secret is never published
+        public = {k: v for k, v in self.key.as_dict(private=False).items() if isinstance(v, str)}
         return {
-            **self.key.as_dict(private=False),
+            **public,
             "kid": self.kid,
             "alg": self.algorithm,
             "use": "sig",
@@ -134,7 +135,7 @@ class KeyRing:
             return None
         return key
 
-    def published(self) -> list[dict[str, Any]]:
+    def published(self) -> list[dict[str, str]]:
         """Public JWKs of every key that signs, will sign, or still verifies."""
         now = self._clock()
         found = []

@@ -324,7 +324,7 @@ class AuthService:
         if self.keys.managed:
             self._tokens.ring.replace(await self.keys.load())
 
-    def published_keys(self) -> list[dict[str, object]]:
+    def published_keys(self) -> list[dict[str, str]]:
         """The public JWKs other services verify with (none for HS256)."""
         return self._tokens.ring.published()
 

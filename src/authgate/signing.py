@@ -75,7 +75,7 @@ class SigningKeys:
         stored = await self._stored()
         if not stored:
             # Workers starting together may race here; the loser simply loads the winner's key.
-            await self._create(generation=1, activates_at=int(self._clock()))
+            await self._create(await self._next_generation(), activates_at=int(self._clock()))
             stored = await self._stored()
         now = self._clock()
         return [
@@ -90,8 +90,7 @@ class SigningKeys:
                 "Choose EdDSA, ES256 or RS256 (AUTHGATE_SIGNING_ALGORITHM) for rotating keys."
             )
         await self.load()  # there is a current key to succeed
-        async with self._database.transaction(read_only=True) as tx:
-            generation = await tx.signing_keys.newest_generation() + 1
+        generation = await self._next_generation()
         stored = await self._create(generation, activates_at=int(self._clock()) + self._publish)
         if stored is None:
             raise ConfigurationError("Another rotation created the same key generation; try again.")
@@ -117,6 +116,11 @@ class SigningKeys:
             )
             for key, row in zip(ring, stored, strict=True)
         ]
+
+    async def _next_generation(self) -> int:
+        """Generations count across algorithms, so switching algorithm starts a new one."""
+        async with self._database.transaction(read_only=True) as tx:
+            return await tx.signing_keys.newest_generation() + 1
 
     async def _stored(self) -> list[StoredKey]:
         async with self._database.transaction(read_only=True) as tx:

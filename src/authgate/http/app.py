@@ -44,6 +44,7 @@ def _starlette(settings: Settings, lifespan: object = None) -> Starlette:
         lifespan=lifespan,  # type: ignore[arg-type]
     )
     app.state.max_body_bytes = settings.max_body_bytes
+    app.state.settings = settings
     return app
 
 

@@ -9,10 +9,10 @@ _SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
     (b"referrer-policy", b"no-referrer"),
-    # Every API answer may carry tokens or user data: never cache any of them.
-    (b"cache-control", b"no-store"),
-    (b"pragma", b"no-cache"),
 ]
+# Answers may carry tokens or user data: never cached, unless a route says otherwise
+# (the public key set does).
+_NO_STORE = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
 _REPLACED = {name for name, _ in _SECURITY_HEADERS} | {b"server", b"x-powered-by"}
 
 
@@ -30,7 +30,8 @@ class SecurityHeaders:
                 headers = [
                     (k, v) for k, v in message.get("headers", ()) if k.lower() not in _REPLACED
                 ]
-                message["headers"] = headers + _SECURITY_HEADERS
+                cached = any(k.lower() == b"cache-control" for k, _ in headers)
+                message["headers"] = headers + _SECURITY_HEADERS + ([] if cached else _NO_STORE)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -10,6 +10,8 @@ import msgspec
 from authgate import __version__
 from authgate.http.wire import (
     CredentialsOut,
+    DiscoveryOut,
+    KeySetOut,
     MessageOut,
     RefreshBody,
     SignInBody,
@@ -76,6 +78,13 @@ OPERATIONS = [
         {**_POST_ERRORS, 403: MessageOut},
     ),
     Operation("get", "/api/test/all", "Public content"),
+    Operation("get", "/.well-known/jwks.json", "Public signing keys (JWK Set)", success=KeySetOut),
+    Operation(
+        "get",
+        "/.well-known/openid-configuration",
+        "Issuer and key set location",
+        success=DiscoveryOut,
+    ),
     Operation("get", "/api/test/user", "Any signed-in user", errors=_TOKEN_ERRORS, secured=True),
     Operation(
         "get",

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from authgate.config import Settings
 from authgate.errors import (
     AuthError,
     InvalidRefreshTokenError,
@@ -19,6 +20,8 @@ from authgate.errors import (
 from authgate.http.openapi import DOCUMENT
 from authgate.http.problems import JSON
 from authgate.http.wire import (
+    DiscoveryOut,
+    KeySetOut,
     MessageOut,
     RefreshBody,
     SignInBody,
@@ -175,8 +178,38 @@ async def openapi(_request: Request) -> Response:
     return Response(DOCUMENT, media_type=JSON)
 
 
+# -- published keys ----------------------------------------------------------
+
+
+def _public_cache(request: Request) -> dict[str, str]:
+    settings: Settings = request.app.state.settings
+    return {"Cache-Control": f"public, max-age={settings.jwks_max_age_seconds}"}
+
+
+async def jwks(request: Request) -> Response:
+    """Public keys only; cached no longer than a new key waits before it signs."""
+    body = encode(KeySetOut(keys=_service(request).published_keys()))
+    return Response(body, media_type=JSON, headers=_public_cache(request))
+
+
+async def openid_configuration(request: Request) -> Response:
+    """The minimal discovery document standard JWT libraries look for."""
+    settings: Settings = request.app.state.settings
+    base = (settings.public_url or str(request.base_url)).rstrip("/")
+    body = DiscoveryOut(
+        issuer=settings.issuer,
+        jwks_uri=f"{base}/.well-known/jwks.json",
+        id_token_signing_alg_values_supported=[settings.signing_algorithm],
+        response_types_supported=["token"],
+        subject_types_supported=["public"],
+    )
+    return Response(encode(body), media_type=JSON, headers=_public_cache(request))
+
+
 routes = [
     Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+    Route("/.well-known/openid-configuration", openid_configuration, methods=["GET"]),
     Route("/api/auth/signup", sign_up, methods=["POST"]),
     Route("/api/auth/signin", sign_in, methods=["POST"]),
     Route("/api/auth/refreshtoken", refresh, methods=["POST"]),

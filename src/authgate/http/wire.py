@@ -59,6 +59,20 @@ class TokensOut(msgspec.Struct, frozen=True):
     refreshToken: str  # noqa: N815
 
 
+class KeySetOut(msgspec.Struct, frozen=True):
+    """RFC 7517 JWK Set: public keys only."""
+
+    keys: list[dict[str, str]]
+
+
+class DiscoveryOut(msgspec.Struct, frozen=True):
+    issuer: str
+    jwks_uri: str
+    id_token_signing_alg_values_supported: list[str]
+    response_types_supported: list[str]
+    subject_types_supported: list[str]
+
+
 def decode(body: bytes, kind: type[T]) -> T:
     """Parse ``body`` as ``kind``; errors name the field and never echo the value."""
     try:
