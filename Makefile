@@ -7,7 +7,7 @@ SYNCED := $(VENV)/.synced
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint fmt clean
+.PHONY: run test lint fmt clean example
 
 run: $(SYNCED)  ## serve authgate on http://127.0.0.1:8080 with the embedded SQLite database
 	$(BIN)/authgate migrate
@@ -17,13 +17,20 @@ test: lint  ## lint, type-check and run the whole test suite
 	$(BIN)/pytest
 
 lint: $(SYNCED)
-	$(BIN)/ruff format --check src tests
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests examples
+	$(BIN)/ruff check src tests examples
 	$(BIN)/mypy
 
 fmt: $(SYNCED)
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests examples
+	$(BIN)/ruff check --fix src tests examples
+
+example: $(SYNCED)  ## authgate with EdDSA keys on :8080, and site B trusting its key set on :8082
+	@mkdir -p data/example
+	AUTHGATE_DATA_DIR=data/example AUTHGATE_SIGNING_ALGORITHM=EdDSA $(BIN)/authgate migrate
+	AUTHGATE_DATA_DIR=data/example AUTHGATE_SIGNING_ALGORITHM=EdDSA $(BIN)/authgate serve & \
+		authgate=$$!; trap 'kill $$authgate' EXIT INT TERM; \
+		$(BIN)/python examples/site_b.py
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -32,6 +39,7 @@ $(BIN)/python:
 		{ echo "Creating a virtual environment failed; on Debian: apt-get install python3-venv"; exit 1; }
 
 $(BIN)/uv: $(BIN)/python
+	@$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --default-pip >/dev/null
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 $(SYNCED): pyproject.toml uv.lock $(BIN)/uv

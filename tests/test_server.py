@@ -567,3 +567,54 @@ def test_a_sign_out_on_one_server_reaches_the_other_servers_tokens(
             lambda response: response.status_code == 401,
             within_seconds=10,
         )
+
+
+# -- site B: another service trusting authgate's published keys -------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_site_b_serves_a_user_signed_in_at_authgate(migrated: Path, servers: Servers) -> None:
+    """The example in examples/site_b.py, as two real processes: EdDSA at authgate, and site B
+    verifying with nothing but the key set it fetched."""
+    env = authgate_env(
+        migrated,
+        {"AUTHGATE_SIGNING_ALGORITHM": "EdDSA", "AUTHGATE_KEY_ENCRYPTION_KEY": "a" * 43},
+    )
+    authgate = servers.start(env)
+    port = free_port()
+    site_env = {**env, "AUTHGATE_URL": authgate.base_url, "SITE_B_PORT": str(port)}
+    site_b = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "site_b.py")],
+        cwd=ROOT,
+        env=site_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        with (
+            authgate.client() as auth,
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10, trust_env=False) as b,
+        ):
+            poll(lambda: _get_or_503(b, "/"), lambda r: r.status_code == 200, within_seconds=30)
+            assert sign_up(auth).status_code == 200
+            body = sign_in(auth).json()
+            served = b.get("/profile", headers={"Authorization": f"Bearer {body['accessToken']}"})
+            assert served.status_code == 200, served.text
+            assert served.json() == {"user": body["id"], "roles": ["user"]}
+            forged = body["accessToken"][:-6] + "AAAAAA"
+            assert b.get("/profile", headers={"x-access-token": forged}).status_code == 401
+            assert (
+                b.get("/admin", headers={"x-access-token": body["accessToken"]}).status_code == 403
+            )
+    finally:
+        stop_process(site_b)
+
+
+def _get_or_503(client: httpx.Client, path: str) -> httpx.Response:
+    try:
+        return client.get(path)
+    except httpx.TransportError:
+        return httpx.Response(503)

@@ -147,3 +147,24 @@ class KeyRing:
 
     def __iter__(self) -> Any:
         return iter(self._by_kid.values())
+
+
+def from_key_set(document: object, algorithms: frozenset[str]) -> list[SigningKey]:
+    """The usable public keys of a JWK Set; anything odd (no kid, an unexpected alg, private
+    material, a key that does not import) is skipped rather than trusted."""
+    entries = document.get("keys") if isinstance(document, dict) else None
+    found = []
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        kid, alg = entry.get("kid"), entry.get("alg")
+        if not isinstance(kid, str) or alg not in algorithms or alg not in ASYMMETRIC:
+            continue
+        if any(name in entry for name in ("d", "p", "q", "k")):
+            continue  # private or symmetric material has no place in a published set
+        try:
+            key = import_key(entry)
+        except (JoseError, ValueError, TypeError):
+            continue
+        found.append(SigningKey(kid=kid, algorithm=alg, key=key, activates_at=0))
+    return found

@@ -55,6 +55,20 @@ class _Claims(msgspec.Struct, frozen=True):
     roles: list[Role]
 
 
+def token_from_headers(legacy: str | None, authorization: str | None) -> str | None:
+    """The one rule for reading a token: ``x-access-token`` or ``Authorization: Bearer``,
+    never the URL. Both present must agree; two different tokens are refused rather than
+    one picked silently. Shared by authgate and ``authgate.verify``."""
+    bearer = None
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer":
+            bearer = value.strip()
+    if legacy and bearer and legacy != bearer:
+        raise InvalidTokenError()
+    return legacy or bearer
+
+
 def ring_lookup(ring: KeyRing) -> KeyLookup:
     """Lookup in authgate's own ring. Tokens from before key ids (HS256 only) carry no
     ``kid``; they are checked against the one HS256 key."""

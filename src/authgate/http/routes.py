@@ -12,7 +12,6 @@ from authgate.config import Settings
 from authgate.errors import (
     AuthError,
     InvalidRefreshTokenError,
-    InvalidTokenError,
     PayloadTooLargeError,
     RefreshTokenMissingError,
     UnsupportedMediaTypeError,
@@ -33,6 +32,7 @@ from authgate.http.wire import (
 )
 from authgate.models import AccessClaims, Role
 from authgate.service import AuthService, require_role
+from authgate.tokens import token_from_headers
 
 T = TypeVar("T")
 
@@ -47,29 +47,10 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def access_token(request: Request) -> str | None:
-    """The one place a token is read: ``x-access-token`` or ``Authorization: Bearer``.
-
-    Never from the URL.
-
-    When both headers are present they must carry the same token; two different
-    tokens are refused rather than silently picking one.
-    """
-    headers = request.headers
-    legacy = headers.get("x-access-token")
-    bearer = None
-    authorization = headers.get("authorization")
-    if authorization:
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() == "bearer":
-            bearer = value.strip()
-    if legacy and bearer and legacy != bearer:
-        raise InvalidTokenError()
-    return legacy or bearer
-
-
 def authenticate(request: Request) -> AccessClaims:
-    return _service(request).authenticate(access_token(request))
+    headers = request.headers
+    token = token_from_headers(headers.get("x-access-token"), headers.get("authorization"))
+    return _service(request).authenticate(token)
 
 
 async def read_body(request: Request, kind: type[T]) -> T:

@@ -1,0 +1,233 @@
+"""authgate.verify: another service verifies tokens with only the published key set."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from examples.site_b import create_app
+from fastapi import Depends, FastAPI
+from starlette.applications import Starlette
+
+from authgate.config import Settings
+from authgate.errors import InvalidTokenError, TokenExpiredError
+from authgate.http.app import build_app
+from authgate.runtime import build_service
+from authgate.service import AuthService
+from authgate.storage import Database
+from authgate.verify import AccessClaims, Authenticated, Verifier
+from tests.conftest import FakeClock
+from tests.helpers import bearer, legacy, signed_in
+
+pytestmark = pytest.mark.anyio
+
+JWKS = "http://authgate.test/.well-known/jwks.json"
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    """Real requests into authgate's app, counted (the verifier must not fetch too often)."""
+
+    def __init__(self, app: Starlette) -> None:
+        self._inner = httpx.ASGITransport(app=app)
+        self.requests: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(str(request.url))
+        return await self._inner.handle_async_request(request)
+
+
+@pytest.fixture
+async def authgate(
+    settings: Settings, database: Database, clock: FakeClock
+) -> AsyncIterator[tuple[AuthService, Starlette]]:
+    eddsa = settings.replace(
+        signing_algorithm="EdDSA",
+        key_encryption_key=secrets.token_urlsafe(32),
+        key_publish_seconds=60,
+    )
+    service = await build_service(eddsa, database, clock=clock)
+    yield service, build_app(service, eddsa)
+    await service.aclose()
+
+
+@pytest.fixture
+async def authgate_client(
+    authgate: tuple[AuthService, Starlette],
+) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=authgate[1])
+    async with httpx.AsyncClient(transport=transport, base_url="http://authgate.test") as client:
+        yield client
+
+
+@pytest.fixture
+def transport(authgate: tuple[AuthService, Starlette]) -> CountingTransport:
+    return CountingTransport(authgate[1])
+
+
+@pytest.fixture
+async def verifier(transport: CountingTransport, clock: FakeClock) -> AsyncIterator[Verifier]:
+    verifier = Verifier(
+        JWKS,
+        issuer="authgate",
+        audience="authgate",
+        http=httpx.AsyncClient(transport=transport),
+        clock=clock,
+        min_refresh_seconds=30,
+    )
+    yield verifier
+    await verifier.aclose()
+
+
+async def test_a_token_verifies_with_the_published_keys(
+    authgate_client: httpx.AsyncClient, verifier: Verifier
+) -> None:
+    signed = await signed_in(authgate_client)
+    claims = await verifier.verify(signed["accessToken"])
+    assert claims.user_id == signed["id"]
+    assert {role.value for role in claims.roles} == {"user"}
+
+
+async def test_tampered_and_expired_tokens_are_refused(
+    authgate_client: httpx.AsyncClient, verifier: Verifier, clock: FakeClock
+) -> None:
+    token = (await signed_in(authgate_client))["accessToken"]
+    with pytest.raises(InvalidTokenError):
+        await verifier.verify(token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB"))
+    clock.advance(15 * 60 + 31)
+    with pytest.raises(TokenExpiredError):
+        await verifier.verify(token)
+
+
+async def test_unknown_kids_refresh_the_key_set_at_a_bounded_rate(
+    authgate: tuple[AuthService, Starlette],
+    authgate_client: httpx.AsyncClient,
+    verifier: Verifier,
+    transport: CountingTransport,
+    clock: FakeClock,
+) -> None:
+    service, _ = authgate
+    await verifier.verify((await signed_in(authgate_client))["accessToken"])
+    assert len(transport.requests) == 1
+    for _ in range(5):  # garbage kids cannot make it fetch again and again
+        with pytest.raises(InvalidTokenError):
+            await verifier.verify(_with_kid(await _token(authgate_client), "no-such-kid"))
+    assert len(transport.requests) == 1  # fetched at start; the refresh interval has not passed
+
+    clock.advance(31)
+    await service.keys.rotate()
+    await service.sync()
+    clock.advance(60)  # the new key signs now
+    await service.sync()
+    fresh = await _token(authgate_client)
+    assert (await verifier.verify(fresh)).subject  # unknown kid: one fetch, then success
+    assert len(transport.requests) == 2
+    assert all(url == JWKS for url in transport.requests)  # never a URL from a token
+
+
+async def _token(client: httpx.AsyncClient) -> str:
+    from tests.helpers import sign_in
+
+    token: str = (await sign_in(client)).json()["accessToken"]
+    return token
+
+
+def _with_kid(token: str, kid: str) -> str:
+    import base64
+    import json
+
+    header_part, payload, signature = token.split(".")
+    header = json.loads(base64.urlsafe_b64decode(header_part + "=" * (-len(header_part) % 4)))
+    header["kid"] = kid
+    encoded = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
+    return f"{encoded}.{payload}.{signature}"
+
+
+async def test_site_b_serves_authgate_users(
+    authgate_client: httpx.AsyncClient, verifier: Verifier
+) -> None:
+    site_b = create_app(verifier)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=site_b), base_url="http://site-b.test"
+    ) as b:
+        signed = await signed_in(authgate_client)
+        assert (await b.get("/")).status_code == 200
+        response = await b.get("/profile", headers=bearer(signed["accessToken"]))
+        assert response.status_code == 200
+        assert response.json() == {"user": signed["id"], "roles": ["user"]}
+        assert (await b.get("/profile", headers=legacy(signed["accessToken"]))).status_code == 200
+        missing = await b.get("/profile")
+        assert missing.status_code == 401
+        assert missing.headers["www-authenticate"] == "Bearer"
+        assert (await b.get("/profile", headers=legacy("a.b.c"))).status_code == 401
+        assert (await b.get("/admin", headers=legacy(signed["accessToken"]))).status_code == 403
+        assert (await b.get("/", headers=legacy("stale.token.here"))).status_code == 200
+
+
+async def test_a_fastapi_dependency_guards_routes(
+    authgate: tuple[AuthService, Starlette], authgate_client: httpx.AsyncClient, verifier: Verifier
+) -> None:
+    service, _ = authgate
+    api = FastAPI()
+
+    # FastAPI's own idiom; a dependency object per route is what B008 warns about, on purpose.
+    me_dependency = Depends(Authenticated(verifier))
+    moderator_dependency = Depends(Authenticated(verifier, role="moderator"))
+
+    @api.get("/me")
+    async def me(claims: AccessClaims = me_dependency) -> dict[str, int]:
+        return {"user": claims.user_id}
+
+    @api.get("/mod")
+    async def mod(_: AccessClaims = moderator_dependency) -> dict[str, str]:
+        return {"ok": "yes"}
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api), base_url="http://api.test"
+    ) as client:
+        signed = await signed_in(authgate_client)
+        assert (await client.get("/me", headers=bearer(signed["accessToken"]))).json() == {
+            "user": signed["id"]
+        }
+        assert (await client.get("/me")).status_code == 401
+        assert (await client.get("/mod", headers=bearer(signed["accessToken"]))).status_code == 403
+        await service.set_roles("alice", ["user", "moderator"])
+        from tests.helpers import sign_in
+
+        moderator = (await sign_in(authgate_client)).json()["accessToken"]
+        assert (await client.get("/mod", headers=bearer(moderator))).status_code == 200
+
+
+async def test_a_key_set_with_private_or_foreign_keys_trusts_none_of_them() -> None:
+    from authgate.keys import from_key_set
+
+    document = {
+        "keys": [
+            {"kty": "oct", "k": "c2VjcmV0", "kid": "sym", "alg": "HS256"},
+            {
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+                "d": "x",
+                "kid": "p",
+                "alg": "EdDSA",
+            },
+            {
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+                "alg": "EdDSA",
+            },
+            {
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+                "kid": "ok",
+                "alg": "EdDSA",
+            },
+            "garbage",
+        ]
+    }
+    assert [key.kid for key in from_key_set(document, frozenset({"EdDSA", "HS256"}))] == ["ok"]
+    assert from_key_set("not a key set", frozenset({"EdDSA"})) == []
