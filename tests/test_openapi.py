@@ -93,4 +93,6 @@ async def test_both_token_headers_are_declared(client: httpx.AsyncClient) -> Non
     assert document["paths"]["/api/test/user"]["get"]["security"] == [
         {"accessToken": []},
         {"bearer": []},
+        {"accessCookie": []},
     ]
+    assert schemes["accessCookie"]["in"] == "cookie"

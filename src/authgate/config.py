@@ -45,6 +45,9 @@ class Settings:
     jwks_max_age_seconds: Annotated[int, msgspec.Meta(ge=0, le=86400)] = 300
     key_publish_seconds: Annotated[int, msgspec.Meta(ge=0, le=7 * 86400)] = 600
     public_url: str | None = None
+    cookie_transport: bool = False
+    cookie_secure: bool = True
+    cookie_samesite: Literal["strict", "lax", "none"] = "lax"
     issuer: str = "authgate"
     audience: str = "authgate"
     access_token_ttl_seconds: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 900
@@ -143,6 +146,11 @@ class Settings:
             raise ConfigurationError(
                 f"{PREFIX}KEY_ENCRYPTION_KEY is required when {PREFIX}ENV=production: it seals "
                 "the private signing keys in the database."
+            )
+        if self.cookie_samesite == "none" and not self.cookie_secure:
+            raise ConfigurationError(
+                f"{PREFIX}COOKIE_SAMESITE=none needs {PREFIX}COOKIE_SECURE=true "
+                "(browsers refuse it otherwise)."
             )
         if "*" in self.cors_origins:
             raise ConfigurationError(

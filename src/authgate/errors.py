@@ -20,7 +20,8 @@ decided once, in ``authgate.http.problems``.
     │   └── TokenExpiredError             only after the signature verified
     ├── PermissionDeniedError
     │   ├── RoleRequiredError
-    │   └── RoleGrantDeniedError          asking for roles without an admin token
+    │   ├── RoleGrantDeniedError          asking for roles without an admin token
+    │   └── CsrfError                     cookie-authenticated write without its CSRF token
     ├── RefreshTokenError
     │   ├── RefreshTokenMissingError
     │   └── InvalidRefreshTokenError      one public answer for every failure below
@@ -184,3 +185,8 @@ class TooManyRequestsError(AuthError):
     def __init__(self, retry_after_seconds: int) -> None:
         super().__init__()
         self.retry_after_seconds = retry_after_seconds
+
+
+class CsrfError(PermissionDeniedError):
+    code = "csrf"
+    message = "Missing or wrong X-CSRF-Token header for a cookie-authenticated request."

@@ -14,6 +14,7 @@ from authgate.http.wire import (
     KeySetOut,
     MessageOut,
     RefreshBody,
+    SignedInOut,
     SignInBody,
     SignInOut,
     SignUpBody,
@@ -21,7 +22,11 @@ from authgate.http.wire import (
 )
 
 _REF = "#/components/schemas/{name}"
-_TOKEN_SECURITY: list[dict[str, list[str]]] = [{"accessToken": []}, {"bearer": []}]
+_TOKEN_SECURITY: list[dict[str, list[str]]] = [
+    {"accessToken": []},
+    {"bearer": []},
+    {"accessCookie": []},
+]
 
 
 @dataclass(frozen=True)
@@ -30,9 +35,11 @@ class Operation:
     path: str
     summary: str
     body: type[msgspec.Struct] | None = None
-    success: type[msgspec.Struct] | str = "text/plain"
+    #: One type, several (one per transport: body or cookie), or plain text.
+    success: type[msgspec.Struct] | tuple[type[msgspec.Struct], ...] | str = "text/plain"
     errors: dict[int, type[msgspec.Struct]] = field(default_factory=dict)
     secured: bool = False
+    cookie_transport: bool = False
 
 
 _POST_ERRORS: dict[int, type[msgspec.Struct]] = {
@@ -58,16 +65,18 @@ OPERATIONS = [
         "/api/auth/signin",
         "Sign in: access and refresh tokens",
         SignInBody,
-        SignInOut,
+        (SignInOut, SignedInOut),
         {**_POST_ERRORS, 401: CredentialsOut},
+        cookie_transport=True,
     ),
     Operation(
         "post",
         "/api/auth/refreshtoken",
         "Spend a refresh token for a new pair",
         RefreshBody,
-        TokensOut,
+        (TokensOut, MessageOut),
         {**_POST_ERRORS, 403: MessageOut},
+        cookie_transport=True,
     ),
     Operation(
         "post",
@@ -76,6 +85,7 @@ OPERATIONS = [
         RefreshBody,
         MessageOut,
         {**_POST_ERRORS, 403: MessageOut},
+        cookie_transport=True,
     ),
     Operation("get", "/api/test/all", "Public content"),
     Operation("get", "/.well-known/jwks.json", "Public signing keys (JWK Set)", success=KeySetOut),
@@ -99,16 +109,36 @@ OPERATIONS = [
 ]
 
 
-def _json_content(kind: type[msgspec.Struct]) -> dict[str, Any]:
-    return {"application/json": {"schema": {"$ref": _REF.format(name=kind.__name__)}}}
+def _json_content(*kinds: type[msgspec.Struct]) -> dict[str, Any]:
+    refs = [{"$ref": _REF.format(name=kind.__name__)} for kind in kinds]
+    return {"application/json": {"schema": refs[0] if len(refs) == 1 else {"oneOf": refs}}}
+
+
+_TRANSPORT_HEADERS = [
+    {
+        "name": "X-Token-Transport",
+        "in": "header",
+        "required": False,
+        "description": "`cookie`: tokens in HttpOnly cookies instead of the body.",
+        "schema": {"type": "string", "enum": ["cookie"]},
+    },
+    {
+        "name": "X-CSRF-Token",
+        "in": "header",
+        "required": False,
+        "description": "The `authgate_csrf` cookie's value, when a cookie authenticates.",
+        "schema": {"type": "string"},
+    },
+]
 
 
 def _operation(op: Operation) -> dict[str, Any]:
-    success: dict[str, Any] = (
-        {"text/plain": {"schema": {"type": "string"}}}
-        if isinstance(op.success, str)
-        else _json_content(op.success)
-    )
+    if isinstance(op.success, str):
+        success: dict[str, Any] = {"text/plain": {"schema": {"type": "string"}}}
+    elif isinstance(op.success, tuple):
+        success = _json_content(*op.success)
+    else:
+        success = _json_content(op.success)
     responses: dict[str, Any] = {"200": {"description": "OK", "content": success}}
     for status, kind in sorted(op.errors.items()):
         responses[str(status)] = {"description": "Error", "content": _json_content(kind)}
@@ -117,6 +147,8 @@ def _operation(op: Operation) -> dict[str, Any]:
         spec["requestBody"] = {"required": True, "content": _json_content(op.body)}
     if op.secured:
         spec["security"] = _TOKEN_SECURITY
+    if op.cookie_transport:
+        spec["parameters"] = _TRANSPORT_HEADERS
     return spec
 
 
@@ -135,6 +167,17 @@ def document() -> dict[str, Any]:
             "securitySchemes": {
                 "accessToken": {"type": "apiKey", "in": "header", "name": "x-access-token"},
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "accessCookie": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "authgate_access",
+                    "description": (
+                        "With AUTHGATE_COOKIE_TRANSPORT on and `X-Token-Transport: cookie` at "
+                        "sign-in. Writes authenticated by a cookie must send `X-CSRF-Token` equal "
+                        "to the `authgate_csrf` cookie; the refresh token travels in the "
+                        "`authgate_refresh` cookie (Path=/api/auth) or in the body."
+                    ),
+                },
             },
         },
     }
@@ -144,7 +187,9 @@ def _types(op: Operation) -> list[type[msgspec.Struct]]:
     found = [*op.errors.values()]
     if op.body is not None:
         found.append(op.body)
-    if not isinstance(op.success, str):
+    if isinstance(op.success, tuple):
+        found.extend(op.success)
+    elif not isinstance(op.success, str):
         found.append(op.success)
     return found
 

@@ -16,6 +16,7 @@ from authgate.errors import (
     RefreshTokenMissingError,
     UnsupportedMediaTypeError,
 )
+from authgate.http import cookies
 from authgate.http.openapi import DOCUMENT
 from authgate.http.problems import JSON
 from authgate.http.wire import (
@@ -23,6 +24,7 @@ from authgate.http.wire import (
     KeySetOut,
     MessageOut,
     RefreshBody,
+    SignedInOut,
     SignInBody,
     SignInOut,
     SignUpBody,
@@ -48,9 +50,10 @@ def _client(request: Request) -> str:
 
 
 def authenticate(request: Request) -> AccessClaims:
+    """The caller's claims: a token header, or else (browsers) the access cookie."""
     headers = request.headers
     token = token_from_headers(headers.get("x-access-token"), headers.get("authorization"))
-    return _service(request).authenticate(token)
+    return _service(request).authenticate(token or cookies.access_token(request))
 
 
 async def read_body(request: Request, kind: type[T]) -> T:
@@ -97,36 +100,57 @@ async def sign_in(request: Request) -> Response:
     body = await read_body(request, SignInBody)
     result = await _service(request).sign_in(body.username, body.password, client=_client(request))
     user = result.user
+    roles = [role.authority for role in sorted(user.roles)]
+    if cookies.requested(request):
+        response = _json(
+            SignedInOut(id=user.id, username=user.username, email=user.email, roles=roles)
+        )
+        cookies.set_tokens(response, request, result.tokens)
+        return response
     return _json(
         SignInOut(
             id=user.id,
             username=user.username,
             email=user.email,
-            roles=[role.authority for role in sorted(user.roles)],
+            roles=roles,
             accessToken=result.tokens.access_token,
             refreshToken=result.tokens.refresh_token,
         )
     )
 
 
-def _refresh_token_of(body: RefreshBody) -> str:
+def _refresh_token_of(request: Request, body: RefreshBody) -> tuple[str, bool]:
+    """The refresh token from the body (as the tutorial sends it) or the refresh cookie, and
+    whether it came from the cookie."""
     if body.refreshToken is None:
-        raise RefreshTokenMissingError()
+        from_cookie = cookies.refresh_token(request)
+        if from_cookie is None:
+            raise RefreshTokenMissingError()
+        return from_cookie, True
     if not isinstance(body.refreshToken, str):
         raise InvalidRefreshTokenError()
-    return body.refreshToken
+    return body.refreshToken, False
 
 
 async def refresh(request: Request) -> Response:
     body = await read_body(request, RefreshBody)
-    pair = await _service(request).refresh(_refresh_token_of(body), client=_client(request))
+    token, from_cookie = _refresh_token_of(request, body)
+    pair = await _service(request).refresh(token, client=_client(request))
+    if from_cookie or cookies.requested(request):
+        response = _json(MessageOut("Tokens refreshed."))
+        cookies.set_tokens(response, request, pair)
+        return response
     return _json(TokensOut(accessToken=pair.access_token, refreshToken=pair.refresh_token))
 
 
 async def sign_out(request: Request) -> Response:
     body = await read_body(request, RefreshBody)
-    await _service(request).sign_out(_refresh_token_of(body))
-    return _json(MessageOut("You've been signed out!"))
+    token, from_cookie = _refresh_token_of(request, body)
+    await _service(request).sign_out(token)
+    response = _json(MessageOut("You've been signed out!"))
+    if from_cookie or cookies.requested(request):
+        cookies.clear(response)
+    return response
 
 
 # -- /api/test ---------------------------------------------------------------

@@ -38,6 +38,15 @@ class MessageOut(msgspec.Struct, frozen=True):
     message: str
 
 
+class SignedInOut(msgspec.Struct, frozen=True):
+    """Sign-in with the cookie transport: who, and no token (they are in HttpOnly cookies)."""
+
+    id: int
+    username: str
+    email: str
+    roles: list[str]
+
+
 class SignInOut(msgspec.Struct, frozen=True):
     id: int
     username: str

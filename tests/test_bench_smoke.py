@@ -1,0 +1,76 @@
+"""`make bench` still works: its seconds-long quick mode runs every scenario. No timings."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT_SECONDS = 180
+
+SCENARIOS = [
+    "baseline: Starlette on Granian, GET /api/test/all",
+    "public GET /api/test/all",
+    "protected GET /api/test/user, one token reused",
+    "protected, unique tokens",
+    "more distinct tokens (memory check)",
+    "sign-in, 32 connections",
+    "probe: GET /api/test/user, 1 connection, idle",
+    "probe: same, while 32 connections sign in",
+    "refresh with rotation",
+    "stored tokens",
+    "peak (VmHWM) after every scenario",
+]
+TARGETS = [
+    "public GET /api/test/all / baseline",
+    "protected, reused token / baseline",
+    "protected, unique tokens / baseline",
+    "sign-in (SQLite) / (workers / argon2 verify time)",
+    "sign-in (PostgreSQL) / (workers / argon2 verify time)",
+    "probe p99 during the sign-in burst / idle p99",
+    "worker memory growth",
+    "refresh (PostgreSQL) / raw asyncpg rotation",
+    "stored tokens / empty table (SQLite)",
+    "stored tokens / empty table (PostgreSQL)",
+]
+
+
+@pytest.mark.skipif(
+    shutil.which("wrk") is None,
+    reason="the benchmark's load generator wrk is not installed (apt-get install wrk)",
+)
+def test_the_quick_benchmark_runs_every_scenario_and_reports_every_target(
+    tmp_path: Path,
+) -> None:
+    markdown = tmp_path / "report.md"
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AUTHGATE_")}
+    postgres = os.environ.get("AUTHGATE_TEST_POSTGRES_URL", "")
+    done = subprocess.run(
+        [sys.executable, "benchmarks/run.py", "--quick", "--markdown", str(markdown)]
+        + ["--postgres-url", postgres],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_SECONDS,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    written = markdown.read_text()
+    for label in SCENARIOS + TARGETS:
+        assert label in done.stdout, f"{label!r} missing from:\n{output}"
+        assert label in written, f"{label!r} missing from the markdown report"
+    target_lines = [line for line in done.stdout.splitlines() if line.startswith(tuple(TARGETS))]
+    statuses = ("met", "NOT met", "not run")
+    assert all(any(status in line for status in statuses) for line in target_lines)
+    if postgres:
+        assert "raw asyncpg rotation loop" in done.stdout
+        assert "not run" not in "".join(
+            line for line in target_lines if "PostgreSQL" in line
+        ), output
