@@ -118,9 +118,8 @@ async def test_cookies_are_ignored_unless_the_transport_is_on(client: httpx.Asyn
     assert set(response.json()) >= {"accessToken", "refreshToken"}
     assert "set-cookie" not in response.headers
     token = response.json()["accessToken"]
-    assert (
-        await client.get("/api/test/user", cookies={"authgate_access": token})
-    ).status_code == 401
+    client.cookies.set("authgate_access", token)
+    assert (await client.get("/api/test/user")).status_code == 401
 
 
 def test_samesite_none_needs_secure_cookies(settings: Settings) -> None:
