@@ -308,7 +308,18 @@ async def test_tokens_and_sign_in_answers_carry_the_minimum(client: httpx.AsyncC
     assert set(signed) == {"id", "username", "email", "roles", "accessToken", "refreshToken"}
     payload = signed["accessToken"].split(".")[1]
     decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    assert set(decoded) == {"iss", "aud", "sub", "sid", "jti", "iat", "nbf", "exp", "roles"}
+    assert set(decoded) == {
+        "iss",
+        "aud",
+        "sub",
+        "sid",
+        "jti",
+        "iat",
+        "nbf",
+        "exp",
+        "roles",
+        "auth_time",
+    }
     assert decoded["exp"] - decoded["iat"] <= 900
 
 

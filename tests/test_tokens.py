@@ -35,7 +35,9 @@ def tokens(clock: FakeClock) -> TokenCodec:
 
 
 def test_an_issued_token_verifies_with_its_claims(tokens: TokenCodec) -> None:
-    verified = tokens.verify(tokens.issue(7, frozenset({Role.USER, Role.ADMIN}), "s" * 32))
+    verified = tokens.verify(
+        tokens.issue(7, frozenset({Role.USER, Role.ADMIN}), "s" * 32, auth_time=0)
+    )
     assert verified.user_id == 7
     assert verified.roles == {Role.USER, Role.ADMIN}
     assert verified.session_id == "s" * 32
@@ -43,7 +45,7 @@ def test_an_issued_token_verifies_with_its_claims(tokens: TokenCodec) -> None:
 
 
 def test_an_issued_token_carries_the_registered_claims(tokens: TokenCodec) -> None:
-    payload = tokens.issue(1, frozenset({Role.USER}), "s").split(".")[1]
+    payload = tokens.issue(1, frozenset({Role.USER}), "s", auth_time=0).split(".")[1]
     decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     assert {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "roles", "sid"} <= set(decoded)
     assert "password" not in json.dumps(decoded)
@@ -67,7 +69,7 @@ def test_expiry_is_reported_only_for_a_genuine_token(tokens: TokenCodec, clock: 
 
 
 def test_the_cache_never_skips_the_time_checks(tokens: TokenCodec, clock: FakeClock) -> None:
-    value = tokens.issue(1, frozenset({Role.USER}), "s")
+    value = tokens.issue(1, frozenset({Role.USER}), "s", auth_time=0)
     tokens.verify(value)  # now cached
     clock.advance(900 + 31)
     with pytest.raises(TokenExpiredError):
@@ -77,7 +79,7 @@ def test_the_cache_never_skips_the_time_checks(tokens: TokenCodec, clock: FakeCl
 def test_the_cache_is_bounded(clock: FakeClock) -> None:
     small = codec(clock, cache_size=3)
     for user_id in range(10):
-        small.verify(small.issue(user_id, frozenset({Role.USER}), "s"))
+        small.verify(small.issue(user_id, frozenset({Role.USER}), "s", auth_time=0))
     assert len(small._verifier._cache) == 3
 
 

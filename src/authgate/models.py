@@ -57,6 +57,8 @@ class AccessClaims:
     not_before: int
     expires_at: int
     token_id: str
+    #: ``auth_time``: when the password was last proven in this session.
+    authenticated_at: int | None = None
 
     @property
     def user_id(self) -> int:
@@ -73,7 +75,33 @@ class RefreshRecord:
     expires_at: int
     used_at: int | None
     session_expires_at: int
+    session_created_at: int
     session_revoked_at: int | None
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One sign-in and the refresh tokens descended from it, as its owner may see it."""
+
+    id: str
+    user_id: int
+    created_at: int
+    expires_at: int
+    last_used_at: int | None
+    client_address: str | None
+    user_agent: str | None
+    revoked_at: int | None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: int
+    actor_id: int | None
+    action: str
+    target_user_id: int | None
+    detail: str
+    client_address: str | None
 
 
 @dataclass(frozen=True)

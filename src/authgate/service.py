@@ -172,7 +172,9 @@ class AuthService:
 
     # -- sign-in -------------------------------------------------------------
 
-    async def sign_in(self, username: str, password: str, *, client: str = "") -> SignedIn:
+    async def sign_in(
+        self, username: str, password: str, *, client: str = "", user_agent: str = ""
+    ) -> SignedIn:
         """Tokens for valid credentials; one error, one cost, for every kind of failure.
 
         Unknown and existing accounts are throttled alike, so a 429 reveals nothing.
@@ -209,7 +211,12 @@ class AuthService:
             if upgraded is not None:
                 await tx.users.set_password_hash(user.id, upgraded)
             await tx.sessions.create(
-                session_id, user.id, now=now, expires_at=now + self._refresh_ttl
+                session_id,
+                user.id,
+                now=now,
+                expires_at=now + self._refresh_ttl,
+                client_address=client,
+                user_agent=user_agent,
             )
             await tx.refresh_tokens.insert(
                 _digest(refresh_token),
@@ -221,7 +228,7 @@ class AuthService:
         security_log.info(
             "sign_in.succeeded", extra={"event": "sign_in.succeeded", "user_id": user.id}
         )
-        access_token = self._tokens.issue(user.id, user.roles, session_id)
+        access_token = self._tokens.issue(user.id, user.roles, session_id, auth_time=now)
         return SignedIn(user=user, tokens=TokenPair(access_token, refresh_token))
 
     # -- refresh -------------------------------------------------------------
@@ -239,12 +246,15 @@ class AuthService:
         # Raised only after the commit: a revocation or a clean-up must persist.
         if isinstance(outcome, AuthError):
             raise outcome
-        user, session_id = outcome
-        return TokenPair(self._tokens.issue(user.id, user.roles, session_id), successor)
+        user, record = outcome
+        access = self._tokens.issue(
+            user.id, user.roles, record.session_id, auth_time=record.session_created_at
+        )
+        return TokenPair(access, successor)
 
     async def _spend(
         self, tx: Transaction, record: RefreshRecord | None, successor: str, now: int
-    ) -> tuple[User, str] | AuthError:
+    ) -> tuple[User, RefreshRecord] | AuthError:
         if record is None:
             return InvalidRefreshTokenError()
         if record.session_revoked_at is not None:
@@ -279,7 +289,8 @@ class AuthService:
         if user is None or not user.enabled:
             await self._revoke(tx, record.session_id, now)
             return RefreshTokenRevokedError()
-        return user, record.session_id
+        await tx.sessions.touch(record.session_id, now=now)
+        return user, record
 
     # -- sign-out ------------------------------------------------------------
 
@@ -347,7 +358,7 @@ class AuthService:
 
     async def list_users(self) -> list[User]:
         async with self.database.transaction(read_only=True) as tx:
-            return await tx.users.list()
+            return await tx.users.list_all()
 
     async def set_enabled(self, username: str, enabled: bool) -> User:
         """Disable (every session revoked at once) or re-enable an account."""

@@ -53,6 +53,7 @@ class _Claims(msgspec.Struct, frozen=True):
     nbf: int
     exp: int
     roles: list[Role]
+    auth_time: int | None = None  # absent from tokens issued before it existed
 
 
 def token_from_headers(legacy: str | None, authorization: str | None) -> str | None:
@@ -159,6 +160,7 @@ class TokenVerifier:
             not_before=claims.nbf,
             expires_at=claims.exp,
             token_id=claims.jti,
+            authenticated_at=claims.auth_time,
         )
 
     @staticmethod
@@ -204,7 +206,10 @@ class TokenIssuer:
         self._encryption_key = None if encryption_key is None else OctKey.import_key(encryption_key)
         self._new_id = new_id
 
-    def issue(self, user_id: int, roles: frozenset[Role], session_id: str) -> str:
+    def issue(
+        self, user_id: int, roles: frozenset[Role], session_id: str, *, auth_time: int
+    ) -> str:
+        """``auth_time``: when the user last proved their password (the session's sign-in)."""
         now = int(self._clock())
         claims = {
             "iss": self._issuer,
@@ -216,6 +221,7 @@ class TokenIssuer:
             "nbf": now,
             "exp": now + self._ttl,
             "roles": sorted(roles),
+            "auth_time": auth_time,
         }
         signer = self._ring.signer()
         header = {"alg": signer.algorithm, "typ": TOKEN_TYPE, "kid": signer.kid}

@@ -98,7 +98,12 @@ async def sign_up(request: Request) -> Response:
 
 async def sign_in(request: Request) -> Response:
     body = await read_body(request, SignInBody)
-    result = await _service(request).sign_in(body.username, body.password, client=_client(request))
+    result = await _service(request).sign_in(
+        body.username,
+        body.password,
+        client=_client(request),
+        user_agent=request.headers.get("user-agent", ""),
+    )
     user = result.user
     roles = [role.authority for role in sorted(user.roles)]
     if cookies.requested(request):

@@ -14,7 +14,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from authgate.errors import ConfigurationError, StorageUnavailableError
-from authgate.storage.repositories import RefreshTokens, Sessions, SigningKeyRecords, Users
+from authgate.storage.repositories import (
+    AuditLog,
+    RefreshTokens,
+    Sessions,
+    SigningKeyRecords,
+    Users,
+)
 
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -121,6 +127,7 @@ class Transaction:
     sessions: Sessions
     refresh_tokens: RefreshTokens
     signing_keys: SigningKeyRecords
+    audit: AuditLog
 
 
 class Database:
@@ -153,6 +160,7 @@ class Database:
                     sessions=Sessions(connection),
                     refresh_tokens=RefreshTokens(connection),
                     signing_keys=SigningKeyRecords(connection),
+                    audit=AuditLog(connection),
                 )
 
     async def ping(self) -> None:

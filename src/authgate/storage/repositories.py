@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authgate.errors import EmailTakenError, UsernameTakenError
-from authgate.models import NewUser, RefreshRecord, Role, StoredKey, User
-from authgate.storage.tables import refresh_tokens, sessions, signing_keys, user_roles, users
+from authgate.models import (
+    AuditEntry,
+    NewUser,
+    RefreshRecord,
+    Role,
+    SessionInfo,
+    StoredKey,
+    User,
+)
+from authgate.storage.tables import (
+    audit_log,
+    refresh_tokens,
+    sessions,
+    signing_keys,
+    user_roles,
+    users,
+)
 
 #: Fixed ids, as in the tutorial's seed data; created by the first migration.
 ROLE_IDS = {Role.USER: 1, Role.MODERATOR: 2, Role.ADMIN: 3}
@@ -65,7 +81,7 @@ class Users:
         found = _users_from_rows(rows)
         return found[0] if found else None
 
-    async def list(self) -> list[User]:
+    async def list_all(self) -> list[User]:
         return _users_from_rows((await self._c.execute(self._select())).all())
 
     async def username_key_exists(self, key: str) -> bool:
@@ -113,8 +129,51 @@ class Users:
     async def set_enabled(self, user_id: int, enabled: bool) -> None:
         await self._c.execute(users.update().where(users.c.id == user_id).values(enabled=enabled))
 
-    async def delete(self, user_id: int) -> None:
-        await self._c.execute(users.delete().where(users.c.id == user_id))
+    async def anonymize(self, user_id: int) -> None:
+        """Deletion that keeps the row (so its sessions stay revoked until purged): every
+        personal field is replaced, the name and email become free again, no password works."""
+        tombstone = f"deleted-{user_id}"
+        await self._c.execute(
+            users.update()
+            .where(users.c.id == user_id)
+            .values(
+                username=tombstone,
+                username_key=tombstone,
+                email=f"{tombstone}@invalid",
+                email_key=f"{tombstone}@invalid",
+                password_hash="!",  # noqa: S106 - not a hash: nothing ever verifies against it
+                enabled=False,
+            )
+        )
+        await self.set_roles(user_id, [])
+
+    async def set_email(self, user_id: int, email: str, email_key: str) -> None:
+        """Change the address; a clash becomes EmailTakenError."""
+        try:
+            async with self._c.begin_nested():
+                await self._c.execute(
+                    users.update()
+                    .where(users.c.id == user_id)
+                    .values(email=email, email_key=email_key)
+                )
+        except sa.exc.IntegrityError:
+            raise EmailTakenError() from None
+
+    async def search(self, text: str, *, limit: int, offset: int) -> list[User]:
+        """Users whose name or email contains ``text`` (case-insensitive), by id."""
+        pattern = "%" + text.casefold().replace("\\", "").replace("%", "").replace("_", "") + "%"
+        ids = (
+            sa.select(users.c.id)
+            .where(sa.or_(users.c.username_key.like(pattern), users.c.email_key.like(pattern)))
+            .order_by(users.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        found = list((await self._c.execute(ids)).scalars())
+        if not found:
+            return []
+        rows = (await self._c.execute(self._select().where(users.c.id.in_(found)))).all()
+        return _users_from_rows(rows)
 
 
 class Sessions:
@@ -123,12 +182,66 @@ class Sessions:
     def __init__(self, connection: AsyncConnection) -> None:
         self._c = connection
 
-    async def create(self, session_id: str, user_id: int, *, now: int, expires_at: int) -> None:
+    async def create(
+        self,
+        session_id: str,
+        user_id: int,
+        *,
+        now: int,
+        expires_at: int,
+        client_address: str | None = None,
+        user_agent: str | None = None,
+    ) -> None:
         await self._c.execute(
             sessions.insert().values(
-                id=session_id, user_id=user_id, created_at=now, expires_at=expires_at
+                id=session_id,
+                user_id=user_id,
+                created_at=now,
+                expires_at=expires_at,
+                last_used_at=now,
+                client_address=(client_address or None) and client_address[:64],
+                user_agent=(user_agent or None) and user_agent[:256],
             )
         )
+
+    async def touch(self, session_id: str, *, now: int) -> None:
+        await self._c.execute(
+            sessions.update().where(sessions.c.id == session_id).values(last_used_at=now)
+        )
+
+    async def get(self, session_id: str) -> SessionInfo | None:
+        row = (
+            await self._c.execute(sa.select(sessions).where(sessions.c.id == session_id))
+        ).first()
+        return None if row is None else _session(row)
+
+    async def live_of_user(self, user_id: int, *, now: int) -> list[SessionInfo]:
+        query = (
+            sa.select(sessions)
+            .where(
+                sessions.c.user_id == user_id,
+                sessions.c.revoked_at.is_(None),
+                sessions.c.expires_at > now,
+            )
+            .order_by(sessions.c.created_at.desc())
+        )
+        return [_session(row) for row in await self._c.execute(query)]
+
+    async def purge(self, *, now: int, keep_revoked_seconds: int) -> int:
+        """Delete expired sessions, and revoked ones once nobody needs to learn of the
+        revocation; their refresh tokens go with them (ON DELETE CASCADE)."""
+        doomed = sa.or_(
+            sessions.c.expires_at <= now,
+            sessions.c.revoked_at <= now - keep_revoked_seconds,
+        )
+        ids = list((await self._c.execute(sa.select(sessions.c.id).where(doomed))).scalars())
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            await self._c.execute(
+                refresh_tokens.delete().where(refresh_tokens.c.session_id.in_(chunk))
+            )
+            await self._c.execute(sessions.delete().where(sessions.c.id.in_(chunk)))
+        return len(ids)
 
     async def revoke_all_of_user(self, user_id: int, *, now: int) -> list[str]:
         """Revoke every live session of the user; the ids revoked."""
@@ -158,6 +271,19 @@ class Sessions:
         return result.rowcount == 1
 
 
+def _session(row: sa.Row[Any]) -> SessionInfo:
+    return SessionInfo(
+        id=row.id,
+        user_id=row.user_id,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        last_used_at=row.last_used_at,
+        client_address=row.client_address,
+        user_agent=row.user_agent,
+        revoked_at=row.revoked_at,
+    )
+
+
 class RefreshTokens:
     def __init__(self, connection: AsyncConnection) -> None:
         self._c = connection
@@ -184,6 +310,7 @@ class RefreshTokens:
                 refresh_tokens.c.expires_at,
                 refresh_tokens.c.used_at,
                 sessions.c.expires_at.label("session_expires_at"),
+                sessions.c.created_at.label("session_created_at"),
                 sessions.c.revoked_at,
             )
             .select_from(refresh_tokens.join(sessions))
@@ -199,6 +326,7 @@ class RefreshTokens:
             expires_at=row.expires_at,
             used_at=row.used_at,
             session_expires_at=row.session_expires_at,
+            session_created_at=row.session_created_at,
             session_revoked_at=row.revoked_at,
         )
 
@@ -270,3 +398,46 @@ class SigningKeyRecords:
         except sa.exc.IntegrityError:
             return False
         return True
+
+
+class AuditLog:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+
+    async def add(
+        self,
+        *,
+        at: int,
+        actor_id: int | None,
+        action: str,
+        target_user_id: int | None,
+        detail: str = "",
+        client_address: str | None = None,
+    ) -> None:
+        await self._c.execute(
+            audit_log.insert().values(
+                at=at,
+                actor_id=actor_id,
+                action=action,
+                target_user_id=target_user_id,
+                detail=detail[:512],
+                client_address=(client_address or None) and client_address[:64],
+            )
+        )
+
+    async def recent(self, *, limit: int, before_id: int | None = None) -> list[AuditEntry]:
+        query = sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+        if before_id is not None:
+            query = query.where(audit_log.c.id < before_id)
+        return [
+            AuditEntry(
+                id=row.id,
+                at=row.at,
+                actor_id=row.actor_id,
+                action=row.action,
+                target_user_id=row.target_user_id,
+                detail=row.detail,
+                client_address=row.client_address,
+            )
+            for row in await self._c.execute(query)
+        ]

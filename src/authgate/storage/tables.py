@@ -65,8 +65,11 @@ sessions = sa.Table(
         index=True,
     ),
     sa.Column("created_at", sa.BigInteger, nullable=False),
-    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
     sa.Column("revoked_at", sa.BigInteger, nullable=True, index=True),
+    sa.Column("last_used_at", sa.BigInteger, nullable=True),
+    sa.Column("client_address", sa.String(64), nullable=True),
+    sa.Column("user_agent", sa.String(256), nullable=True),
     **_MYSQL,
 )
 
@@ -102,5 +105,19 @@ refresh_tokens = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("expires_at", sa.BigInteger, nullable=False),
     sa.Column("used_at", sa.BigInteger, nullable=True),
+    **_MYSQL,
+)
+
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("actor_id", sa.Integer, nullable=True),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target_user_id", sa.Integer, nullable=True, index=True),
+    sa.Column("detail", sa.String(512), nullable=False, server_default=""),
+    sa.Column("client_address", sa.String(64), nullable=True),
     **_MYSQL,
 )
