@@ -45,6 +45,8 @@ class Settings:
     jwks_max_age_seconds: Annotated[int, msgspec.Meta(ge=0, le=86400)] = 300
     key_publish_seconds: Annotated[int, msgspec.Meta(ge=0, le=7 * 86400)] = 600
     public_url: str | None = None
+    reauthentication_window_seconds: Annotated[int, msgspec.Meta(ge=0, le=86400)] = 300
+    purge_interval_seconds: Annotated[int, msgspec.Meta(ge=0, le=7 * 86400)] = 3600
     cookie_transport: bool = False
     cookie_secure: bool = True
     cookie_samesite: Literal["strict", "lax", "none"] = "lax"

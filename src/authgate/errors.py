@@ -21,14 +21,16 @@ decided once, in ``authgate.http.problems``.
     ├── PermissionDeniedError
     │   ├── RoleRequiredError
     │   ├── RoleGrantDeniedError          asking for roles without an admin token
-    │   └── CsrfError                     cookie-authenticated write without its CSRF token
+    │   ├── CsrfError                     cookie-authenticated write without its CSRF token
+    │   └── ReauthenticationRequiredError sensitive operation without a fresh password
     ├── RefreshTokenError
     │   ├── RefreshTokenMissingError
     │   └── InvalidRefreshTokenError      one public answer for every failure below
     │       ├── RefreshTokenExpiredError
     │       ├── RefreshTokenRevokedError
     │       └── RefreshTokenReusedError   a spent token came back: session revoked
-    ├── UserNotFoundError                 operator commands only
+    ├── UserNotFoundError
+    ├── SessionNotFoundError
     ├── TooManyRequestsError              throttled; carries Retry-After
     ├── ConfigurationError
     └── StorageUnavailableError           the database (or Redis) did not answer
@@ -190,3 +192,13 @@ class TooManyRequestsError(AuthError):
 class CsrfError(PermissionDeniedError):
     code = "csrf"
     message = "Missing or wrong X-CSRF-Token header for a cookie-authenticated request."
+
+
+class ReauthenticationRequiredError(PermissionDeniedError):
+    code = "reauthentication_required"
+    message = "Re-authentication required: send currentPassword, or sign in again and retry."
+
+
+class SessionNotFoundError(AuthError):
+    code = "session_not_found"
+    message = "No such session."

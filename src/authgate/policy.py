@@ -9,10 +9,12 @@ from __future__ import annotations
 import gzip
 import re
 import unicodedata
+from collections.abc import Iterable
 from functools import cache
 from importlib import resources
 
-from authgate.errors import InvalidInputError, PasswordPolicyError
+from authgate.errors import InvalidInputError, PasswordPolicyError, UnknownRoleError
+from authgate.models import Role
 
 USERNAME_MAX = 64
 EMAIL_MAX = 254
@@ -70,3 +72,14 @@ def common_passwords() -> frozenset[str]:
     """The bundled list (see ``authgate/data/README.md``), read once."""
     packed = resources.files("authgate").joinpath("data/common-passwords.txt.gz").read_bytes()
     return frozenset(gzip.decompress(packed).decode().split())
+
+
+def parse_roles(names: Iterable[str] | None) -> frozenset[Role]:
+    """Role names as the tutorial spells them; none (or an empty list) means ``user``."""
+    found: set[Role] = set()
+    for name in names or ():
+        try:
+            found.add(Role(name))
+        except ValueError:
+            raise UnknownRoleError(name) from None
+    return frozenset(found) or frozenset({Role.USER})

@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 
 import anyio
 
+from authgate.accounts import Accounts
+from authgate.admin import Admin
 from authgate.config import Settings
 from authgate.errors import ConfigurationError, StorageUnavailableError
 from authgate.keyfiles import decode_kek, key_encryption_key, signing_key
@@ -78,6 +80,16 @@ async def build_service(
         retention_seconds=settings.access_token_ttl_seconds + settings.clock_leeway_seconds,
         clock=clock,
     )
+    accounts = Accounts(
+        database,
+        hasher,
+        throttle,
+        revoked,
+        reauthentication_window_seconds=settings.reauthentication_window_seconds,
+        password_min_length=settings.password_min_length,
+        password_max_length=settings.password_max_length,
+        clock=clock,
+    )
     return AuthService(
         database,
         hasher,
@@ -85,6 +97,8 @@ async def build_service(
         keys,
         throttle,
         revoked,
+        accounts=accounts,
+        admin=Admin(database, revoked, clock=clock),
         refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
         refresh_idle_ttl_seconds=settings.refresh_token_idle_ttl_seconds,
         refresh_rotation=settings.refresh_rotation,

@@ -7,6 +7,8 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 
+from authgate.accounts import Accounts, revoke_sessions
+from authgate.admin import Admin
 from authgate.errors import (
     AuthError,
     EmailTakenError,
@@ -21,7 +23,6 @@ from authgate.errors import (
     RoleGrantDeniedError,
     RoleRequiredError,
     TooManyRequestsError,
-    UnknownRoleError,
     UsernameTakenError,
     UserNotFoundError,
 )
@@ -42,6 +43,7 @@ from authgate.policy import (
     normalize_email,
     normalize_password,
     normalize_username,
+    parse_roles,
     username_key,
 )
 from authgate.revocations import RevokedSessions
@@ -54,17 +56,6 @@ security_log = logging.getLogger("authgate.security")
 
 #: Longest refresh token we look up; ours are 43 characters.
 _MAX_REFRESH_TOKEN = 256
-
-
-def parse_roles(names: Iterable[str] | None) -> frozenset[Role]:
-    """Role names as the tutorial spells them; none (or an empty list) means ``user``."""
-    found: set[Role] = set()
-    for name in names or ():
-        try:
-            found.add(Role(name))
-        except ValueError:
-            raise UnknownRoleError(name) from None
-    return frozenset(found) or frozenset({Role.USER})
 
 
 def require_role(claims: AccessClaims, role: Role) -> None:
@@ -89,6 +80,8 @@ class AuthService:
         throttle: Throttle,
         revoked: RevokedSessions,
         *,
+        accounts: Accounts,
+        admin: Admin,
         refresh_ttl_seconds: int,
         refresh_idle_ttl_seconds: int,
         refresh_rotation: bool,
@@ -103,6 +96,8 @@ class AuthService:
         self.keys = keys
         self._throttle = throttle
         self._revoked = revoked
+        self.accounts = accounts
+        self.admin = admin
         self._refresh_ttl = refresh_ttl_seconds
         self._refresh_idle = min(refresh_idle_ttl_seconds, refresh_ttl_seconds)
         self._rotation = refresh_rotation
@@ -367,8 +362,7 @@ class AuthService:
             user = await self._operator_target(tx, username)
             await tx.users.set_enabled(user.id, enabled)
             if not enabled:
-                for session_id in await tx.sessions.revoke_all_of_user(user.id, now=now):
-                    self._revoked.add(session_id, now)
+                await revoke_sessions(tx, self._revoked, user.id, now)
         event = "user.enabled" if enabled else "user.disabled"
         security_log.info(event, extra={"event": event, "user_id": user.id})
         return user

@@ -68,6 +68,10 @@ class Throttle:
     async def sign_in_attempt(self, address: str, account: str) -> None:
         """Count one sign-in from ``address``; refuse if it or ``account`` is over budget."""
         await self._hit(self._sign_in, "sign_in", address)
+        await self.password_attempt(account)
+
+    async def password_attempt(self, account: str) -> None:
+        """Refuse if ``account`` has used up its failed-password budget."""
         if not await self._call(self._limiter.test(self._failures, "failures", account)):
             await self._refuse(self._failures, "failures", account)
 

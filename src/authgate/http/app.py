@@ -12,6 +12,8 @@ from starlette.middleware.cors import CORSMiddleware
 
 from authgate.config import Settings
 from authgate.errors import AuthError
+from authgate.http.account_routes import account_routes
+from authgate.http.admin_routes import admin_routes
 from authgate.http.headers import SecurityHeaders
 from authgate.http.problems import handle_auth_error, handle_http_exception, handle_unexpected
 from authgate.http.routes import routes
@@ -34,7 +36,7 @@ def _starlette(settings: Settings, lifespan: object = None) -> Starlette:
             )
         )
     app = Starlette(
-        routes=routes,
+        routes=[*routes, *account_routes, *admin_routes],
         middleware=middleware,
         exception_handlers={
             AuthError: handle_auth_error,

@@ -9,16 +9,24 @@ import msgspec
 
 from authgate import __version__
 from authgate.http.wire import (
+    AuditOut,
     CredentialsOut,
     DiscoveryOut,
+    EmailChangeBody,
     KeySetOut,
     MessageOut,
+    PasswordChangeBody,
+    ReauthenticationBody,
     RefreshBody,
+    RolesBody,
+    SessionsOut,
     SignedInOut,
     SignInBody,
     SignInOut,
     SignUpBody,
     TokensOut,
+    UserOut,
+    UsersOut,
 )
 
 _REF = "#/components/schemas/{name}"
@@ -40,6 +48,8 @@ class Operation:
     errors: dict[int, type[msgspec.Struct]] = field(default_factory=dict)
     secured: bool = False
     cookie_transport: bool = False
+    #: Path parameters and their JSON Schema types.
+    path_params: tuple[tuple[str, str], ...] = ()
 
 
 _POST_ERRORS: dict[int, type[msgspec.Struct]] = {
@@ -50,6 +60,158 @@ _POST_ERRORS: dict[int, type[msgspec.Struct]] = {
     503: MessageOut,
 }
 _TOKEN_ERRORS: dict[int, type[msgspec.Struct]] = {401: MessageOut}
+_SIGNED_IN_WRITE: dict[int, type[msgspec.Struct]] = {
+    **_POST_ERRORS,
+    401: MessageOut,
+    403: MessageOut,
+}
+_ADMIN: dict[int, type[msgspec.Struct]] = {
+    400: MessageOut,
+    401: MessageOut,
+    403: MessageOut,
+    404: MessageOut,
+    503: MessageOut,
+}
+_USER_ID = (("user_id", "integer"),)
+
+ACCOUNT_OPERATIONS = [
+    Operation(
+        "get",
+        "/api/auth/sessions",
+        "My live sessions",
+        success=SessionsOut,
+        errors={**_TOKEN_ERRORS, 503: MessageOut},
+        secured=True,
+    ),
+    Operation(
+        "delete",
+        "/api/auth/sessions/{session_id}",
+        "Revoke one of my sessions",
+        success=MessageOut,
+        errors={**_TOKEN_ERRORS, 403: MessageOut, 404: MessageOut, 503: MessageOut},
+        secured=True,
+        path_params=(("session_id", "string"),),
+    ),
+    Operation(
+        "post",
+        "/api/auth/signout-all",
+        "Sign out of every session (re-authentication required)",
+        ReauthenticationBody,
+        MessageOut,
+        _SIGNED_IN_WRITE,
+        secured=True,
+    ),
+    Operation(
+        "post",
+        "/api/auth/password",
+        "Change my password (re-authentication required; other sessions end)",
+        PasswordChangeBody,
+        MessageOut,
+        _SIGNED_IN_WRITE,
+        secured=True,
+    ),
+    Operation(
+        "post",
+        "/api/auth/email",
+        "Change my email (re-authentication required)",
+        EmailChangeBody,
+        MessageOut,
+        _SIGNED_IN_WRITE,
+        secured=True,
+    ),
+    Operation(
+        "delete",
+        "/api/auth/account",
+        "Delete my account (re-authentication required)",
+        ReauthenticationBody,
+        MessageOut,
+        {**_SIGNED_IN_WRITE, 404: MessageOut},
+        secured=True,
+    ),
+]
+
+ADMIN_OPERATIONS = [
+    Operation(
+        "get",
+        "/api/admin/users",
+        "Admins: list and search users",
+        success=UsersOut,
+        errors=_ADMIN,
+        secured=True,
+    ),
+    Operation(
+        "get",
+        "/api/admin/users/{user_id}",
+        "Admins: one user",
+        success=UserOut,
+        errors=_ADMIN,
+        secured=True,
+        path_params=_USER_ID,
+    ),
+    Operation(
+        "delete",
+        "/api/admin/users/{user_id}",
+        "Admins: delete a user",
+        success=MessageOut,
+        errors=_ADMIN,
+        secured=True,
+        path_params=_USER_ID,
+    ),
+    Operation(
+        "put",
+        "/api/admin/users/{user_id}/roles",
+        "Admins: replace a user's roles",
+        RolesBody,
+        UserOut,
+        {**_ADMIN, 413: MessageOut, 415: MessageOut},
+        secured=True,
+        path_params=_USER_ID,
+    ),
+    Operation(
+        "post",
+        "/api/admin/users/{user_id}/disable",
+        "Admins: disable a user (sessions end)",
+        success=UserOut,
+        errors=_ADMIN,
+        secured=True,
+        path_params=_USER_ID,
+    ),
+    Operation(
+        "post",
+        "/api/admin/users/{user_id}/enable",
+        "Admins: enable a user",
+        success=UserOut,
+        errors=_ADMIN,
+        secured=True,
+        path_params=_USER_ID,
+    ),
+    Operation(
+        "get",
+        "/api/admin/users/{user_id}/sessions",
+        "Admins: a user's live sessions",
+        success=SessionsOut,
+        errors=_ADMIN,
+        secured=True,
+        path_params=_USER_ID,
+    ),
+    Operation(
+        "delete",
+        "/api/admin/users/{user_id}/sessions/{session_id}",
+        "Admins: revoke a user's session",
+        success=MessageOut,
+        errors=_ADMIN,
+        secured=True,
+        path_params=(*_USER_ID, ("session_id", "string")),
+    ),
+    Operation(
+        "get",
+        "/api/admin/audit",
+        "Admins: the audit log, newest first",
+        success=AuditOut,
+        errors=_ADMIN,
+        secured=True,
+    ),
+]
 
 OPERATIONS = [
     Operation(
@@ -96,6 +258,8 @@ OPERATIONS = [
         success=DiscoveryOut,
     ),
     Operation("get", "/api/test/user", "Any signed-in user", errors=_TOKEN_ERRORS, secured=True),
+    *ACCOUNT_OPERATIONS,
+    *ADMIN_OPERATIONS,
     Operation(
         "get",
         "/api/test/mod",
@@ -147,8 +311,14 @@ def _operation(op: Operation) -> dict[str, Any]:
         spec["requestBody"] = {"required": True, "content": _json_content(op.body)}
     if op.secured:
         spec["security"] = _TOKEN_SECURITY
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
+        for name, kind in op.path_params
+    ]
     if op.cookie_transport:
-        spec["parameters"] = _TRANSPORT_HEADERS
+        parameters.extend(_TRANSPORT_HEADERS)
+    if parameters:
+        spec["parameters"] = parameters
     return spec
 
 

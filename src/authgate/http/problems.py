@@ -15,6 +15,7 @@ from authgate.errors import (
     PayloadTooLargeError,
     PermissionDeniedError,
     RefreshTokenError,
+    SessionNotFoundError,
     StorageUnavailableError,
     TokenError,
     TooManyRequestsError,
@@ -37,6 +38,7 @@ STATUS: dict[type[AuthError], int] = {
     PermissionDeniedError: 403,
     RefreshTokenError: 403,  # the tutorial's clients expect 403 from refreshtoken
     UserNotFoundError: 404,
+    SessionNotFoundError: 404,
     TooManyRequestsError: 429,
     StorageUnavailableError: 503,
 }

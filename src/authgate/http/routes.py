@@ -39,12 +39,12 @@ from authgate.tokens import token_from_headers
 T = TypeVar("T")
 
 
-def _service(request: Request) -> AuthService:
+def service_of(request: Request) -> AuthService:
     service: AuthService = request.app.state.service
     return service
 
 
-def _client(request: Request) -> str:
+def client_address(request: Request) -> str:
     """The peer address, the key of per-address rate limits."""
     return request.client.host if request.client else ""
 
@@ -53,7 +53,7 @@ def authenticate(request: Request) -> AccessClaims:
     """The caller's claims: a token header, or else (browsers) the access cookie."""
     headers = request.headers
     token = token_from_headers(headers.get("x-access-token"), headers.get("authorization"))
-    return _service(request).authenticate(token or cookies.access_token(request))
+    return service_of(request).authenticate(token or cookies.access_token(request))
 
 
 async def read_body(request: Request, kind: type[T]) -> T:
@@ -75,7 +75,7 @@ async def read_body(request: Request, kind: type[T]) -> T:
     return decode(b"".join(chunks), kind)
 
 
-def _json(body: object, status_code: int = 200) -> Response:
+def json_response(body: object, status_code: int = 200) -> Response:
     return Response(encode(body), status_code=status_code, media_type=JSON)
 
 
@@ -90,29 +90,34 @@ async def sign_up(request: Request) -> Response:
             actor = authenticate(request)
         except AuthError:
             actor = None  # a stale token on a public route is ignored; the grant check decides
-    await _service(request).sign_up(
-        body.username, body.email, body.password, body.roles, actor=actor, client=_client(request)
+    await service_of(request).sign_up(
+        body.username,
+        body.email,
+        body.password,
+        body.roles,
+        actor=actor,
+        client=client_address(request),
     )
-    return _json(MessageOut("User registered successfully!"))
+    return json_response(MessageOut("User registered successfully!"))
 
 
 async def sign_in(request: Request) -> Response:
     body = await read_body(request, SignInBody)
-    result = await _service(request).sign_in(
+    result = await service_of(request).sign_in(
         body.username,
         body.password,
-        client=_client(request),
+        client=client_address(request),
         user_agent=request.headers.get("user-agent", ""),
     )
     user = result.user
     roles = [role.authority for role in sorted(user.roles)]
     if cookies.requested(request):
-        response = _json(
+        response = json_response(
             SignedInOut(id=user.id, username=user.username, email=user.email, roles=roles)
         )
         cookies.set_tokens(response, request, result.tokens)
         return response
-    return _json(
+    return json_response(
         SignInOut(
             id=user.id,
             username=user.username,
@@ -140,19 +145,28 @@ def _refresh_token_of(request: Request, body: RefreshBody) -> tuple[str, bool]:
 async def refresh(request: Request) -> Response:
     body = await read_body(request, RefreshBody)
     token, from_cookie = _refresh_token_of(request, body)
-    pair = await _service(request).refresh(token, client=_client(request))
+    pair = await service_of(request).refresh(token, client=client_address(request))
     if from_cookie or cookies.requested(request):
-        response = _json(MessageOut("Tokens refreshed."))
+        response = json_response(MessageOut("Tokens refreshed."))
         cookies.set_tokens(response, request, pair)
         return response
-    return _json(TokensOut(accessToken=pair.access_token, refreshToken=pair.refresh_token))
+    return json_response(TokensOut(accessToken=pair.access_token, refreshToken=pair.refresh_token))
 
 
 async def sign_out(request: Request) -> Response:
+    """Sign out by refresh token (the tutorial's shape, or the cookie), or else by access token."""
     body = await read_body(request, RefreshBody)
+    headers = request.headers
+    if (
+        body.refreshToken is None
+        and not (cookies.enabled(request) and cookies.REFRESH in request.cookies)
+        and token_from_headers(headers.get("x-access-token"), headers.get("authorization"))
+    ):
+        await service_of(request).accounts.sign_out(authenticate(request))
+        return json_response(MessageOut("You've been signed out!"))
     token, from_cookie = _refresh_token_of(request, body)
-    await _service(request).sign_out(token)
-    response = _json(MessageOut("You've been signed out!"))
+    await service_of(request).sign_out(token)
+    response = json_response(MessageOut("You've been signed out!"))
     if from_cookie or cookies.requested(request):
         cookies.clear(response)
     return response
@@ -198,7 +212,7 @@ def _public_cache(request: Request) -> dict[str, str]:
 
 async def jwks(request: Request) -> Response:
     """Public keys only; cached no longer than a new key waits before it signs."""
-    body = encode(KeySetOut(keys=_service(request).published_keys()))
+    body = encode(KeySetOut(keys=service_of(request).published_keys()))
     return Response(body, media_type=JSON, headers=_public_cache(request))
 
 

@@ -82,6 +82,64 @@ class DiscoveryOut(msgspec.Struct, frozen=True):
     subject_types_supported: list[str]
 
 
+class ReauthenticationBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    currentPassword: Text | None = None  # noqa: N815
+
+
+class PasswordChangeBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    newPassword: Text  # noqa: N815
+    currentPassword: Text | None = None  # noqa: N815
+
+
+class EmailChangeBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    email: Text
+    currentPassword: Text | None = None  # noqa: N815
+
+
+class RolesBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    roles: Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=8)]
+
+
+class SessionOut(msgspec.Struct, frozen=True):
+    id: str
+    current: bool
+    createdAt: int  # noqa: N815
+    lastUsedAt: int | None  # noqa: N815
+    expiresAt: int  # noqa: N815
+    clientAddress: str | None  # noqa: N815
+    userAgent: str | None  # noqa: N815
+
+
+class SessionsOut(msgspec.Struct, frozen=True):
+    sessions: list[SessionOut]
+
+
+class UserOut(msgspec.Struct, frozen=True):
+    id: int
+    username: str
+    email: str
+    roles: list[str]
+    enabled: bool
+
+
+class UsersOut(msgspec.Struct, frozen=True):
+    users: list[UserOut]
+
+
+class AuditEntryOut(msgspec.Struct, frozen=True):
+    id: int
+    at: int
+    actorId: int | None  # noqa: N815
+    action: str
+    targetUserId: int | None  # noqa: N815
+    detail: str
+    clientAddress: str | None  # noqa: N815
+
+
+class AuditOut(msgspec.Struct, frozen=True):
+    entries: list[AuditEntryOut]
+
+
 def decode(body: bytes, kind: type[T]) -> T:
     """Parse ``body`` as ``kind``; errors name the field and never echo the value."""
     try:

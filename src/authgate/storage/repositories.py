@@ -243,18 +243,6 @@ class Sessions:
             await self._c.execute(sessions.delete().where(sessions.c.id.in_(chunk)))
         return len(ids)
 
-    async def revoke_all_of_user(self, user_id: int, *, now: int) -> list[str]:
-        """Revoke every live session of the user; the ids revoked."""
-        query = sa.select(sessions.c.id).where(
-            sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None)
-        )
-        ids = list((await self._c.execute(query)).scalars().all())
-        if ids:
-            await self._c.execute(
-                sessions.update().where(sessions.c.id.in_(ids)).values(revoked_at=now)
-            )
-        return ids
-
     async def revoked_since(self, since: int) -> list[tuple[str, int]]:
         """(id, revoked_at) of sessions revoked at or after ``since`` (indexed)."""
         query = sa.select(sessions.c.id, sessions.c.revoked_at).where(

@@ -1,0 +1,149 @@
+"""What a signed-in user does to their own account: sessions, password, email, deletion.
+
+Sensitive operations (changing the password or email, deleting the account, signing out
+everywhere) need a fresh proof of the password: ``currentPassword`` in the request, or an
+access token whose session signed in with the password within
+``AUTHGATE_REAUTHENTICATION_WINDOW_SECONDS`` (its ``auth_time`` claim).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from authgate.errors import ReauthenticationRequiredError, SessionNotFoundError, UserNotFoundError
+from authgate.models import AccessClaims, Clock, SessionInfo, User
+from authgate.passwords import PasswordHasher
+from authgate.policy import check_password, email_key, normalize_email, normalize_password
+from authgate.revocations import RevokedSessions
+from authgate.storage import Database, Transaction
+from authgate.throttle import Throttle
+
+security_log = logging.getLogger("authgate.security")
+
+
+async def revoke_sessions(
+    tx: Transaction,
+    revoked: RevokedSessions,
+    user_id: int,
+    now: int,
+    *,
+    keep: str | None = None,
+) -> list[str]:
+    """Revoke every live session of a user (but ``keep``), in the database and in memory."""
+    ids = [s.id for s in await tx.sessions.live_of_user(user_id, now=now) if s.id != keep]
+    for session_id in ids:
+        revoked.add(session_id, now)
+        await tx.sessions.revoke(session_id, now=now)
+    return ids
+
+
+class Accounts:
+    def __init__(
+        self,
+        database: Database,
+        hasher: PasswordHasher,
+        throttle: Throttle,
+        revoked: RevokedSessions,
+        *,
+        reauthentication_window_seconds: int,
+        password_min_length: int,
+        password_max_length: int,
+        clock: Clock,
+    ) -> None:
+        self._database = database
+        self._hasher = hasher
+        self._throttle = throttle
+        self._revoked = revoked
+        self._window = reauthentication_window_seconds
+        self._password_min = password_min_length
+        self._password_max = password_max_length
+        self._clock = clock
+
+    # -- sessions --------------------------------------------------------------
+
+    async def sessions(self, claims: AccessClaims) -> list[SessionInfo]:
+        async with self._database.transaction(read_only=True) as tx:
+            return await tx.sessions.live_of_user(claims.user_id, now=int(self._clock()))
+
+    async def revoke_session(self, claims: AccessClaims, session_id: str) -> None:
+        """Revoke one of the caller's sessions; someone else's is "not found", like none."""
+        now = int(self._clock())
+        async with self._database.transaction() as tx:
+            found = await tx.sessions.get(session_id)
+            if found is None or found.user_id != claims.user_id or found.revoked_at is not None:
+                raise SessionNotFoundError()
+            self._revoked.add(session_id, now)
+            await tx.sessions.revoke(session_id, now=now)
+        _event("session.revoked", claims.user_id)
+
+    async def sign_out(self, claims: AccessClaims) -> None:
+        """End the session the access token belongs to."""
+        now = int(self._clock())
+        async with self._database.transaction() as tx:
+            self._revoked.add(claims.session_id, now)
+            await tx.sessions.revoke(claims.session_id, now=now)
+        _event("session.revoked", claims.user_id)
+
+    async def sign_out_everywhere(self, claims: AccessClaims, current_password: str | None) -> int:
+        await self._reauthenticate(claims, current_password)
+        now = int(self._clock())
+        async with self._database.transaction() as tx:
+            ended = await revoke_sessions(tx, self._revoked, claims.user_id, now)
+        _event("sessions.revoked_all", claims.user_id)
+        return len(ended)
+
+    # -- credentials ------------------------------------------------------------
+
+    async def change_password(
+        self, claims: AccessClaims, current_password: str | None, new_password: str
+    ) -> None:
+        """New password; every other session ends (this one stays signed in)."""
+        user = await self._reauthenticate(claims, current_password)
+        secret = normalize_password(new_password)
+        check_password(secret, min_length=self._password_min, max_length=self._password_max)
+        password_hash = await self._hasher.hash(secret)
+        now = int(self._clock())
+        async with self._database.transaction() as tx:
+            await tx.users.set_password_hash(user.id, password_hash)
+            await revoke_sessions(tx, self._revoked, user.id, now, keep=claims.session_id)
+        _event("user.password_changed", user.id)
+
+    async def change_email(
+        self, claims: AccessClaims, current_password: str | None, email: str
+    ) -> None:
+        user = await self._reauthenticate(claims, current_password)
+        address = normalize_email(email)
+        async with self._database.transaction() as tx:
+            await tx.users.set_email(user.id, address, email_key(address))
+        _event("user.email_changed", user.id)
+
+    async def delete(self, claims: AccessClaims, current_password: str | None) -> None:
+        """Remove every personal field, end every session; the name becomes free again."""
+        user = await self._reauthenticate(claims, current_password)
+        now = int(self._clock())
+        async with self._database.transaction() as tx:
+            await revoke_sessions(tx, self._revoked, user.id, now)
+            await tx.users.anonymize(user.id)
+        _event("user.deleted", user.id)
+
+    async def _reauthenticate(self, claims: AccessClaims, current_password: str | None) -> User:
+        async with self._database.transaction(read_only=True) as tx:
+            user = await tx.users.get(claims.user_id)
+        if user is None or not user.enabled:
+            raise UserNotFoundError()
+        if current_password is not None:
+            # The same budget as sign-in's: a stolen token cannot be used to guess the password.
+            account = user.username.casefold()
+            await self._throttle.password_attempt(account)
+            if await self._hasher.verify(user.password_hash, normalize_password(current_password)):
+                return user
+            await self._throttle.sign_in_failed(account)
+            raise ReauthenticationRequiredError()
+        signed_in_at = claims.authenticated_at
+        if signed_in_at is None or self._clock() - signed_in_at > self._window:
+            raise ReauthenticationRequiredError()
+        return user
+
+
+def _event(name: str, user_id: int) -> None:
+    security_log.info(name, extra={"event": name, "user_id": user_id})

@@ -1,0 +1,165 @@
+"""/api/admin: users, roles, sessions and the audit log, for admins only, every call audited."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from authgate.errors import InvalidInputError
+from authgate.http.account_routes import session_out
+from authgate.http.routes import authenticate, client_address, json_response, read_body, service_of
+from authgate.http.wire import (
+    AuditEntryOut,
+    AuditOut,
+    MessageOut,
+    RolesBody,
+    SessionsOut,
+    UserOut,
+    UsersOut,
+)
+from authgate.models import User
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def user_out(user: User) -> UserOut:
+    return UserOut(
+        id=user.id,
+        username=user.username,
+        email=user.email,
+        roles=[role.authority for role in sorted(user.roles)],
+        enabled=user.enabled,
+    )
+
+
+def _int_query(request: Request, name: str, default: int, maximum: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) > maximum:
+        raise InvalidInputError(f"Failed! {name} must be a whole number up to {maximum}.")
+    return int(raw)
+
+
+async def list_users(request: Request) -> Response:
+    claims = authenticate(request)
+    found = await service_of(request).admin.users(
+        claims,
+        client_address(request),
+        search=request.query_params.get("q", "")[:64],
+        limit=_int_query(request, "limit", 50, 500),
+        offset=_int_query(request, "offset", 0, 10**9),
+    )
+    return json_response(UsersOut([user_out(u) for u in found]))
+
+
+async def read_user(request: Request) -> Response:
+    claims = authenticate(request)
+    user = await service_of(request).admin.user(
+        claims, client_address(request), request.path_params["user_id"]
+    )
+    return json_response(user_out(user))
+
+
+async def set_roles(request: Request) -> Response:
+    claims = authenticate(request)
+    body = await read_body(request, RolesBody)
+    user = await service_of(request).admin.set_roles(
+        claims, client_address(request), request.path_params["user_id"], body.roles
+    )
+    return json_response(user_out(user))
+
+
+async def disable(request: Request) -> Response:
+    claims = authenticate(request)
+    user = await service_of(request).admin.set_enabled(
+        claims, client_address(request), request.path_params["user_id"], False
+    )
+    return json_response(user_out(user))
+
+
+async def enable(request: Request) -> Response:
+    claims = authenticate(request)
+    user = await service_of(request).admin.set_enabled(
+        claims, client_address(request), request.path_params["user_id"], True
+    )
+    return json_response(user_out(user))
+
+
+async def delete_user(request: Request) -> Response:
+    claims = authenticate(request)
+    await service_of(request).admin.delete(
+        claims, client_address(request), request.path_params["user_id"]
+    )
+    return json_response(MessageOut("User deleted."))
+
+
+async def user_sessions(request: Request) -> Response:
+    claims = authenticate(request)
+    found = await service_of(request).admin.sessions(
+        claims, client_address(request), request.path_params["user_id"]
+    )
+    return json_response(SessionsOut([session_out(s) for s in found]))
+
+
+async def revoke_user_session(request: Request) -> Response:
+    claims = authenticate(request)
+    await service_of(request).admin.revoke_session(
+        claims,
+        client_address(request),
+        request.path_params["user_id"],
+        request.path_params["session_id"],
+    )
+    return json_response(MessageOut("Session revoked."))
+
+
+async def audit(request: Request) -> Response:
+    claims = authenticate(request)
+    before = request.query_params.get("before")
+    entries = await service_of(request).admin.audit_log(
+        claims,
+        client_address(request),
+        limit=_int_query(request, "limit", 100, 1000),
+        before_id=_int_query(request, "before", 0, 2**62) if before is not None else None,
+    )
+    return json_response(
+        AuditOut(
+            [
+                AuditEntryOut(
+                    id=e.id,
+                    at=e.at,
+                    actorId=e.actor_id,
+                    action=e.action,
+                    targetUserId=e.target_user_id,
+                    detail=e.detail,
+                    clientAddress=e.client_address,
+                )
+                for e in entries
+            ]
+        )
+    )
+
+
+def by_method(**handlers: Endpoint) -> Endpoint:
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method  # Starlette adds HEAD
+        return await handlers[method](request)
+
+    return dispatch
+
+
+_USER = "/api/admin/users/{user_id:int}"
+admin_routes = [
+    Route("/api/admin/users", list_users, methods=["GET"]),
+    # One route per path, so a 405's Allow header names every method the path has.
+    Route(_USER, by_method(GET=read_user, DELETE=delete_user), methods=["GET", "DELETE"]),
+    Route(_USER + "/roles", set_roles, methods=["PUT"]),
+    Route(_USER + "/disable", disable, methods=["POST"]),
+    Route(_USER + "/enable", enable, methods=["POST"]),
+    Route(_USER + "/sessions", user_sessions, methods=["GET"]),
+    Route(_USER + "/sessions/{session_id}", revoke_user_session, methods=["DELETE"]),
+    Route("/api/admin/audit", audit, methods=["GET"]),
+]
