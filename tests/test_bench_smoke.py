@@ -71,6 +71,6 @@ def test_the_quick_benchmark_runs_every_scenario_and_reports_every_target(
     assert all(any(status in line for status in statuses) for line in target_lines)
     if postgres:
         assert "raw asyncpg rotation loop" in done.stdout
-        assert "not run" not in "".join(
-            line for line in target_lines if "PostgreSQL" in line
-        ), output
+        assert "not run" not in "".join(line for line in target_lines if "PostgreSQL" in line), (
+            output
+        )

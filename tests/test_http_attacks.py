@@ -323,11 +323,11 @@ async def test_tokens_and_sign_in_answers_carry_the_minimum(client: httpx.AsyncC
     assert decoded["exp"] - decoded["iat"] <= 900
 
 
-async def test_role_changes_reach_tokens_at_the_next_refresh(
+async def test_role_changes_reach_tokens_promptly(
     client: httpx.AsyncClient, service: AuthService
 ) -> None:
-    """PR-05, the documented lag: a live token keeps its roles until it expires (15 minutes at
-    most); the next refresh issues a token with the roles in the database."""
+    """PR-05: a role given arrives with the next refresh; a role taken away ends the user's
+    sessions at once, so no live token keeps the old power."""
     signed = await signed_in(client)
     await service.set_roles("alice", ["user", "moderator"])
     assert (
@@ -338,7 +338,11 @@ async def test_role_changes_reach_tokens_at_the_next_refresh(
         await client.get("/api/test/mod", headers=legacy(renewed["accessToken"]))
     ).status_code == 200
     await service.set_roles("alice", ["user"])
-    downgraded = (await refresh(client, renewed["refreshToken"])).json()
+    assert (
+        await client.get("/api/test/mod", headers=legacy(renewed["accessToken"]))
+    ).status_code == 401
+    assert (await refresh(client, renewed["refreshToken"])).status_code == 403
+    downgraded = (await sign_in(client)).json()
     assert (
         await client.get("/api/test/mod", headers=legacy(downgraded["accessToken"]))
     ).status_code == 403

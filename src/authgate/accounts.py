@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from authgate.errors import ReauthenticationRequiredError, SessionNotFoundError, UserNotFoundError
-from authgate.models import AccessClaims, Clock, SessionInfo, User
+from authgate.models import AccessClaims, Clock, Role, SessionInfo, User
 from authgate.passwords import PasswordHasher
 from authgate.policy import check_password, email_key, normalize_email, normalize_password
 from authgate.revocations import RevokedSessions
@@ -35,6 +35,16 @@ async def revoke_sessions(
         revoked.add(session_id, now)
         await tx.sessions.revoke(session_id, now=now)
     return ids
+
+
+async def apply_roles(
+    tx: Transaction, revoked: RevokedSessions, user: User, wanted: frozenset[Role], now: int
+) -> None:
+    """Replace a user's roles. Taking a role away ends their sessions at once (their tokens
+    carry the old roles); a role given arrives with their next refresh."""
+    await tx.users.set_roles(user.id, wanted)
+    if user.roles - wanted:
+        await revoke_sessions(tx, revoked, user.id, now)
 
 
 class Accounts:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from authgate.accounts import revoke_sessions
+from authgate.accounts import apply_roles, revoke_sessions
 from authgate.errors import RoleRequiredError, SessionNotFoundError, UserNotFoundError
 from authgate.models import AccessClaims, AuditEntry, Clock, Role, SessionInfo, User
 from authgate.policy import parse_roles
@@ -46,18 +46,13 @@ class Admin:
     async def set_roles(
         self, actor: AccessClaims, client: str, user_id: int, roles: Iterable[str]
     ) -> User:
-        """Replace the roles. A role taken away ends the user's sessions at once; a role
-        given arrives with their next refresh."""
         wanted = parse_roles(roles)
         now = int(self._clock())
         async with self._database.transaction() as tx:
             await self._audit(
                 tx, actor, client, "users.set_roles", user_id, ",".join(sorted(wanted))
             )
-            user = await _target(tx, user_id)
-            await tx.users.set_roles(user.id, wanted)
-            if user.roles - wanted:
-                await revoke_sessions(tx, self._revoked, user.id, now)
+            await apply_roles(tx, self._revoked, await _target(tx, user_id), wanted, now)
             return await _target(tx, user_id)
 
     async def set_enabled(

@@ -7,7 +7,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 
-from authgate.accounts import Accounts, revoke_sessions
+from authgate.accounts import Accounts, apply_roles, revoke_sessions
 from authgate.admin import Admin
 from authgate.errors import (
     AuthError,
@@ -377,7 +377,7 @@ class AuthService:
         wanted = parse_roles(roles)
         async with self.database.transaction() as tx:
             user = await self._operator_target(tx, username)
-            await tx.users.set_roles(user.id, wanted)
+            await apply_roles(tx, self._revoked, user, wanted, int(self._clock()))
             updated = await tx.users.get(user.id)
         if updated is None:  # pragma: no cover - deleted within our own transaction
             raise UserNotFoundError()

@@ -1,0 +1,161 @@
+"""The admin API: admins only (checked against the database), every action audited."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from authgate.service import AuthService
+from tests.conftest import PASSWORD
+from tests.helpers import legacy, refresh, sign_in, signed_in
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def admin(client: httpx.AsyncClient, service: AuthService) -> dict[str, str]:
+    await service.create_user("root", "root@example.com", PASSWORD, ["admin", "user"])
+    token = (await sign_in(client, "root")).json()["accessToken"]
+    return legacy(token)
+
+
+async def user_id(client: httpx.AsyncClient, admin: dict[str, str], name: str) -> int:
+    users = (await client.get("/api/admin/users", params={"q": name}, headers=admin)).json()[
+        "users"
+    ]
+    found: int = next(u["id"] for u in users if u["username"] == name)
+    return found
+
+
+ADMIN_CALLS = [
+    ("GET", "/api/admin/users", None),
+    ("GET", "/api/admin/users/{id}", None),
+    ("PUT", "/api/admin/users/{id}/roles", {"roles": ["admin"]}),
+    ("POST", "/api/admin/users/{id}/disable", None),
+    ("POST", "/api/admin/users/{id}/enable", None),
+    ("GET", "/api/admin/users/{id}/sessions", None),
+    ("DELETE", "/api/admin/users/{id}/sessions/x", None),
+    ("DELETE", "/api/admin/users/{id}", None),
+    ("GET", "/api/admin/audit", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"), ADMIN_CALLS, ids=lambda v: v if isinstance(v, str) else ""
+)
+async def test_every_admin_endpoint_refuses_non_admins(
+    client: httpx.AsyncClient, method: str, path: str, body: Any
+) -> None:
+    alice = await signed_in(client)
+    target = path.replace("{id}", str(alice["id"]))
+    anonymous = await client.request(method, target, json=body)
+    assert anonymous.status_code == 401
+    user = await client.request(method, target, json=body, headers=legacy(alice["accessToken"]))
+    assert user.status_code == 403
+    assert user.json() == {"message": "Require Admin Role!"}
+
+
+async def test_listing_searching_and_reading_users(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    await signed_in(client, "alice")
+    await signed_in(client, "bob")
+    everyone = (await client.get("/api/admin/users", headers=admin)).json()["users"]
+    assert {u["username"] for u in everyone} == {"root", "alice", "bob"}
+    found = (await client.get("/api/admin/users", params={"q": "ALI"}, headers=admin)).json()[
+        "users"
+    ]
+    assert [u["username"] for u in found] == ["alice"]
+    one = await client.get(f"/api/admin/users/{found[0]['id']}", headers=admin)
+    assert one.json() == {
+        "id": found[0]["id"],
+        "username": "alice",
+        "email": "alice@example.com",
+        "roles": ["ROLE_USER"],
+        "enabled": True,
+    }
+    assert "password" not in one.text
+    assert (await client.get("/api/admin/users/999999", headers=admin)).status_code == 404
+    assert (
+        await client.get("/api/admin/users", params={"limit": "x"}, headers=admin)
+    ).status_code == 400
+
+
+async def test_taking_a_role_away_ends_the_users_sessions_at_once(
+    client: httpx.AsyncClient, admin: dict[str, str], service: AuthService
+) -> None:
+    await service.create_user("mod", "mod@example.com", PASSWORD, ["moderator", "user"])
+    moderator = (await sign_in(client, "mod")).json()
+    assert (
+        await client.get("/api/test/mod", headers=legacy(moderator["accessToken"]))
+    ).status_code == 200
+    target = await user_id(client, admin, "mod")
+    response = await client.put(
+        f"/api/admin/users/{target}/roles", json={"roles": ["user"]}, headers=admin
+    )
+    assert response.json()["roles"] == ["ROLE_USER"]
+    assert (
+        await client.get("/api/test/mod", headers=legacy(moderator["accessToken"]))
+    ).status_code == 401
+    again = (await sign_in(client, "mod")).json()
+    assert again["roles"] == ["ROLE_USER"]
+
+
+async def test_disabling_deleting_and_sessions(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    alice = await signed_in(client)
+    target = alice["id"]
+    sessions = (await client.get(f"/api/admin/users/{target}/sessions", headers=admin)).json()[
+        "sessions"
+    ]
+    assert len(sessions) == 1
+    revoked = await client.delete(
+        f"/api/admin/users/{target}/sessions/{sessions[0]['id']}", headers=admin
+    )
+    assert revoked.status_code == 200
+    assert (await refresh(client, alice["refreshToken"])).status_code == 403
+
+    fresh = (await sign_in(client)).json()
+    disabled = await client.post(f"/api/admin/users/{target}/disable", headers=admin)
+    assert disabled.json()["enabled"] is False
+    assert (
+        await client.get("/api/test/user", headers=legacy(fresh["accessToken"]))
+    ).status_code == 401
+    assert (await sign_in(client)).status_code == 401
+    assert (await client.post(f"/api/admin/users/{target}/enable", headers=admin)).json()[
+        "enabled"
+    ] is True
+    assert (await sign_in(client)).status_code == 200
+
+    assert (await client.delete(f"/api/admin/users/{target}", headers=admin)).status_code == 200
+    assert (await sign_in(client)).status_code == 401
+
+
+async def test_every_admin_action_is_audited(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    alice = await signed_in(client)
+    await client.get("/api/admin/users", headers=admin)
+    await client.post(f"/api/admin/users/{alice['id']}/disable", headers=admin)
+    await client.put(
+        f"/api/admin/users/{alice['id']}/roles", json={"roles": ["moderator"]}, headers=admin
+    )
+    entries = (await client.get("/api/admin/audit", headers=admin)).json()["entries"]
+    actions = [e["action"] for e in entries]
+    assert actions[:4] == ["audit.read", "users.set_roles", "users.disable", "users.search"]
+    disable = entries[2]
+    assert disable["targetUserId"] == alice["id"]
+    assert disable["clientAddress"] == "127.0.0.1"
+    assert disable["actorId"] is not None
+    assert entries[1]["detail"] == "moderator"
+
+
+async def test_a_demoted_admin_loses_the_admin_api_at_once(
+    client: httpx.AsyncClient, admin: dict[str, str], service: AuthService
+) -> None:
+    await service.set_roles("root", ["user"])  # the token in `admin` still says admin
+    response = await client.get("/api/admin/users", headers=admin)
+    assert response.status_code in (401, 403)
