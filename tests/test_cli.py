@@ -284,3 +284,28 @@ async def test_an_admin_created_by_the_cli_signs_in_and_reaches_admin_content(
             assert mod.status_code == 403  # as in the tutorial: admin does not imply moderator
     finally:
         await database.close()
+
+
+def test_purge_runs_and_reports(migrated: Cli) -> None:
+    result = migrated("purge")
+    assert result.code == 0, result.err
+    assert "purged 0 sessions" in result.out
+
+
+def test_keys_list_and_rotate_with_eddsa(migrated: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTHGATE_SIGNING_ALGORITHM", "EdDSA")
+    listed = migrated("keys", "list")
+    assert listed.code == 0, listed.err
+    assert "\tsigning\t" in listed.out
+    rotated = migrated("keys", "rotate")
+    assert rotated.code == 0, rotated.err
+    assert "published now" in rotated.out
+    states = migrated("keys", "list").out
+    assert "\tpublished\t" in states
+    assert "\tsigning\t" in states
+
+
+def test_keys_rotate_with_hs256_explains_itself(migrated: Cli) -> None:
+    result = migrated("keys", "rotate")
+    assert result.code == 3
+    assert "AUTHGATE_SIGNING_KEY" in result.err

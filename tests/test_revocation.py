@@ -112,3 +112,32 @@ def test_polling_restarts_a_little_before_the_newest_revocation(clock: FakeClock
     assert revoked.since() <= int(clock()) - 930
     revoked.add("s", int(clock()))
     assert int(clock()) - 10 < revoked.since() < int(clock())
+
+
+async def test_purge_removes_expired_and_long_revoked_sessions_only(
+    client: httpx.AsyncClient, service: AuthService, database: Database, clock: FakeClock
+) -> None:
+    import sqlalchemy as sa
+
+    async def counts() -> tuple[int, int]:
+        async with database.engine.connect() as connection:
+            sessions = (
+                await connection.execute(sa.text("SELECT COUNT(*) FROM sessions"))
+            ).scalar_one()
+            tokens = (
+                await connection.execute(sa.text("SELECT COUNT(*) FROM refresh_tokens"))
+            ).scalar_one()
+        return int(sessions), int(tokens)
+
+    live = await signed_in(client, "alice")
+    gone = await signed_in(client, "bob")
+    await client.post("/api/auth/signout", json={"refreshToken": gone["refreshToken"]})
+    await refresh(client, live["refreshToken"])
+    assert await counts() == (2, 3)
+    assert await service.purge() == 0  # a fresh revocation is kept for the pollers
+    clock.advance(86400 + 1)
+    assert await service.purge() == 1  # bob's revoked session and its token
+    assert await counts() == (1, 2)
+    clock.advance(7 * 86400)
+    assert await service.purge() == 1  # alice's session expired
+    assert await counts() == (0, 0)

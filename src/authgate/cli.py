@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--server", choices=["granian", "uvicorn"], default="granian")
 
     commands.add_parser("migrate", help="create or upgrade the database schema")
+    commands.add_parser("purge", help="delete expired and long-revoked sessions and their tokens")
 
     keys = commands.add_parser("keys", help="signing keys").add_subparsers(
         dest="action", required=True
@@ -75,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(settings, args)
         if args.command == "migrate":
             return _run(_migrate(settings))
+        if args.command == "purge":
+            return _run(_purge(settings))
         if args.command == "keys":
             return _run(_keys(settings, args.action))
         return _run(_users(settings, args))
@@ -153,6 +156,13 @@ def _serve_uvicorn(settings: Settings) -> None:
         access_log=False,
         log_config=None,
     )
+
+
+async def _purge(settings: Settings) -> int:
+    async with running_service(settings) as service:
+        removed = await service.purge()
+    print(f"authgate: purged {removed} sessions.")
+    return 0
 
 
 async def _keys(settings: Settings, action: str) -> int:

@@ -133,6 +133,16 @@ async def check_database(settings: Settings) -> None:
         await database.close()
 
 
+async def _purge_periodically(service: AuthService, interval_seconds: int) -> None:
+    """Keep storage bounded; every process may do it, deleting twice is harmless."""
+    while True:
+        await anyio.sleep(interval_seconds)
+        try:
+            await service.purge()
+        except StorageUnavailableError:
+            log.warning("purge failed; retrying later", extra={"event": "sessions.purge_failed"})
+
+
 async def _poll_revocations(service: AuthService, interval_ms: int) -> None:
     """Pick up other processes' revocations; a database hiccup only delays them."""
     while True:
@@ -157,19 +167,27 @@ async def running_service(
     try:
         await ensure_schema(database)
         service = await build_service(settings, database, clock=clock)
-        poller: asyncio.Task[None] | None = None
+        background: list[asyncio.Task[None]] = []
         try:
             if poll_revocations:
                 await service.sync()
-                poller = asyncio.create_task(
-                    _poll_revocations(service, settings.revocation_poll_milliseconds)
+                background.append(
+                    asyncio.create_task(
+                        _poll_revocations(service, settings.revocation_poll_milliseconds)
+                    )
                 )
+                if settings.purge_interval_seconds:
+                    background.append(
+                        asyncio.create_task(
+                            _purge_periodically(service, settings.purge_interval_seconds)
+                        )
+                    )
             yield service
         finally:
-            if poller is not None:
-                poller.cancel()
+            for task in background:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await poller
+                    await task
             await service.aclose()
     finally:
         await database.close()

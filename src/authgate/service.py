@@ -330,6 +330,17 @@ class AuthService:
         if self.keys.managed:
             self._tokens.ring.replace(await self.keys.load())
 
+    async def purge(self) -> int:
+        """Delete expired sessions, and revoked ones a day after their revocation (long after
+        every process has learnt of it); their refresh tokens go with them."""
+        async with self.database.transaction() as tx:
+            removed = await tx.sessions.purge(now=int(self._clock()), keep_revoked_seconds=86400)
+        if removed:
+            logging.getLogger("authgate.runtime").info(
+                "purged %d sessions", removed, extra={"event": "sessions.purged"}
+            )
+        return removed
+
     def published_keys(self) -> list[dict[str, str]]:
         """The public JWKs other services verify with (none for HS256)."""
         return self._tokens.ring.published()
