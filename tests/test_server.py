@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -618,3 +619,84 @@ def _get_or_503(client: httpx.Client, path: str) -> httpx.Response:
         return client.get(path)
     except httpx.TransportError:
         return httpx.Response(503)
+
+
+# -- revocation across two servers on PostgreSQL, with and without Redis -----------------
+
+
+@pytest.fixture(scope="module")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from tests.databases import provision, release
+
+    if not os.environ.get("AUTHGATE_TEST_POSTGRES_URL"):
+        pytest.skip("postgresql: set AUTHGATE_TEST_POSTGRES_URL to run against it")
+    provisioned = provision("postgresql", tmp_path_factory.mktemp("pg"))
+    yield provisioned.url
+    release(provisioned)
+
+
+def _revocations(
+    servers: Servers, workdir: Path, database_url: str, redis_url: str | None
+) -> dict[str, float]:
+    """Seconds until the second server refuses a token after each kind of revocation on the
+    first (measured, reported; the assertion is only that it happens)."""
+    settings = {
+        "AUTHGATE_DATABASE_URL": database_url,
+        "AUTHGATE_SIGNING_KEY": "shared-key-of-two-processes-0123456789abcdef",
+    }
+    if redis_url:
+        settings["AUTHGATE_REDIS_URL"] = redis_url
+    env = authgate_env(workdir, settings)
+    first, second = servers.start(env), servers.start(env)
+    lags: dict[str, float] = {}
+    with first.client() as one, second.client() as two:
+        username = f"u{secrets.token_hex(4)}"
+        assert sign_up(one, username).status_code == 200
+
+        def measure(name: str, revoke: Callable[[dict[str, Any]], httpx.Response]) -> None:
+            body = sign_in(one, username).json()
+            assert user_content(two, body["accessToken"]).status_code == 200
+            started = time.monotonic()
+            assert revoke(body).status_code == 200
+            poll(
+                lambda: user_content(two, body["accessToken"]),
+                lambda response: response.status_code == 401,
+                within_seconds=10,
+            )
+            lags[name] = time.monotonic() - started
+
+        def auth(body: dict[str, Any]) -> dict[str, str]:
+            return {"x-access-token": body["accessToken"]}
+
+        measure(
+            "sign-out",
+            lambda b: one.post("/api/auth/signout", json={"refreshToken": b["refreshToken"]}),
+        )
+        measure(
+            "sign-out everywhere",
+            lambda b: one.post("/api/auth/signout-all", json={}, headers=auth(b)),
+        )
+        measure(
+            "password change",
+            lambda b: one.post(
+                "/api/auth/password",
+                json={"currentPassword": PASSWORD, "newPassword": PASSWORD},
+                headers={"x-access-token": sign_in(one, username).json()["accessToken"]},
+            ),
+        )
+    return lags
+
+
+@pytest.mark.parametrize("with_redis", [False, True], ids=["database-only", "with-redis"])
+def test_revocations_reach_another_server_on_postgresql(
+    migrated: Path, servers: Servers, postgres_url: str, with_redis: bool
+) -> None:
+    if with_redis and not REDIS_URL:
+        pytest.skip("redis: set AUTHGATE_TEST_REDIS_URL to run against it")
+    migrate = run_authgate(
+        migrated, authgate_env(migrated, {"AUTHGATE_DATABASE_URL": postgres_url}), "migrate"
+    )
+    assert migrate.returncode == 0, migrate.output
+    lags = _revocations(servers, migrated, postgres_url, REDIS_URL if with_redis else None)
+    print(f"revocation lag across processes: {lags}")
+    assert set(lags) == {"sign-out", "sign-out everywhere", "password change"}
