@@ -96,3 +96,72 @@ async def test_use_never_extends_a_session_past_its_absolute_lifetime(
             token = response.json()["refreshToken"]
         clock.advance(20 * 3600)  # 7 days 12 hours after sign-in
         assert (await refresh(client, token)).status_code == 403
+
+
+# -- the optional grace window for lost answers ---------------------------------------------
+
+
+async def test_within_the_grace_window_the_parent_gets_the_same_successor(
+    client_with: ClientWith, clock: FakeClock
+) -> None:
+    async with client_with(refresh_grace_seconds=5) as client:
+        first = (await signed_in(client))["refreshToken"]
+        second = (await refresh(client, first)).json()["refreshToken"]
+        clock.advance(3)  # the answer was lost; the client retries with the old token
+        again = await refresh(client, first)
+        assert again.status_code == 200
+        assert again.json()["refreshToken"] == second  # the same successor, never a second one
+        third = await refresh(client, second)
+        assert third.status_code == 200
+        # Now `first` is two generations old: that is reuse, and the session ends.
+        assert (await refresh(client, first)).status_code == 403
+        assert (await refresh(client, third.json()["refreshToken"])).status_code == 403
+
+
+async def test_after_the_grace_window_the_parent_is_reuse(
+    client_with: ClientWith, clock: FakeClock
+) -> None:
+    async with client_with(refresh_grace_seconds=5) as client:
+        first = (await signed_in(client))["refreshToken"]
+        second = (await refresh(client, first)).json()["refreshToken"]
+        clock.advance(6)
+        assert (await refresh(client, first)).status_code == 403
+        assert (await refresh(client, second)).status_code == 403
+
+
+async def test_with_grace_concurrent_refreshes_share_one_successor(client_with: ClientWith) -> None:
+    import anyio
+
+    async with client_with(refresh_grace_seconds=5) as client:
+        token = (await signed_in(client))["refreshToken"]
+        answers: list[httpx.Response] = []
+
+        async def attempt() -> None:
+            answers.append(await refresh(client, token))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(10):
+                group.start_soon(attempt)
+        successors = {r.json()["refreshToken"] for r in answers if r.status_code == 200}
+        assert len(successors) == 1  # never two valid children
+        assert (await refresh(client, successors.pop())).status_code == 200  # and it lives
+
+
+async def test_grace_keeps_no_refresh_token_in_clear(
+    client_with: ClientWith, database: Database, clock: FakeClock
+) -> None:
+    import sqlalchemy as sa
+
+    async with client_with(refresh_grace_seconds=5) as client:
+        first = (await signed_in(client))["refreshToken"]
+        second = (await refresh(client, first)).json()["refreshToken"]
+        async with database.engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    sa.text("SELECT token_hash, sealed_token FROM refresh_tokens")
+                )
+            ).all()
+        dump = repr(rows)
+        assert first not in dump
+        assert second not in dump
+        assert any(sealed for _, sealed in rows)  # sealed, for the window only

@@ -70,6 +70,21 @@ def public_thumbprint(public_jwk: str) -> str:
     return thumbprint(import_key(json.loads(public_jwk)))
 
 
+def seal_bytes(data: bytes, secret: bytes) -> str:
+    """``data`` encrypted under a 32-byte secret (compact JWE, dir/A256GCM)."""
+    return jwe.encrypt_compact({"alg": "dir", "enc": "A256GCM"}, data, OctKey.import_key(secret))
+
+
+def unseal_bytes(sealed: str, secret: bytes) -> bytes | None:
+    try:
+        opened = jwe.decrypt_compact(
+            sealed, OctKey.import_key(secret), algorithms=["dir", "A256GCM"]
+        )
+    except (JoseError, ValueError):
+        return None
+    return opened.plaintext
+
+
 def thumbprint(key: Key) -> str:
     """RFC 7638 thumbprint; a key's id. For an HS256 secret it reveals nothing: a hash of
     256 random bits."""

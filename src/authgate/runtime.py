@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +27,14 @@ from authgate.throttle import Throttle
 from authgate.tokens import TokenCodec
 
 log = logging.getLogger("authgate.runtime")
+
+
+def _grace_key(settings: Settings) -> bytes:
+    """A key for sealing refresh tokens during the grace window, derived from a secret the
+    database never holds (the key-encryption key, or the HS256 key)."""
+    managed = settings.signing_algorithm in ASYMMETRIC
+    secret = key_encryption_key(settings) if managed else signing_key(settings)
+    return hashlib.sha256(b"authgate/refresh-grace/" + secret).digest()
 
 
 def signing_keys(
@@ -102,6 +111,8 @@ async def build_service(
         refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
         refresh_idle_ttl_seconds=settings.refresh_token_idle_ttl_seconds,
         refresh_rotation=settings.refresh_rotation,
+        refresh_grace_seconds=settings.refresh_grace_seconds,
+        grace_key=_grace_key(settings) if settings.refresh_grace_seconds else b"",
         password_min_length=settings.password_min_length,
         password_max_length=settings.password_max_length,
         clock=clock,

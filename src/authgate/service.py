@@ -26,6 +26,7 @@ from authgate.errors import (
     UsernameTakenError,
     UserNotFoundError,
 )
+from authgate.keys import seal_bytes, unseal_bytes
 from authgate.models import (
     AccessClaims,
     Clock,
@@ -85,6 +86,8 @@ class AuthService:
         refresh_ttl_seconds: int,
         refresh_idle_ttl_seconds: int,
         refresh_rotation: bool,
+        refresh_grace_seconds: int = 0,
+        grace_key: bytes = b"",
         password_min_length: int,
         password_max_length: int,
         clock: Clock,
@@ -101,6 +104,8 @@ class AuthService:
         self._refresh_ttl = refresh_ttl_seconds
         self._refresh_idle = min(refresh_idle_ttl_seconds, refresh_ttl_seconds)
         self._rotation = refresh_rotation
+        self._grace_seconds = refresh_grace_seconds
+        self._grace_key = grace_key if refresh_grace_seconds else b""
         self._password_min = password_min_length
         self._password_max = password_max_length
         self._clock = clock
@@ -241,7 +246,7 @@ class AuthService:
         # Raised only after the commit: a revocation or a clean-up must persist.
         if isinstance(outcome, AuthError):
             raise outcome
-        user, record = outcome
+        user, record, successor = outcome
         access = self._tokens.issue(
             user.id, user.roles, record.session_id, auth_time=record.session_created_at
         )
@@ -249,7 +254,7 @@ class AuthService:
 
     async def _spend(
         self, tx: Transaction, record: RefreshRecord | None, successor: str, now: int
-    ) -> tuple[User, RefreshRecord] | AuthError:
+    ) -> tuple[User, RefreshRecord, str] | AuthError:
         if record is None:
             return InvalidRefreshTokenError()
         if record.session_revoked_at is not None:
@@ -261,6 +266,10 @@ class AuthService:
         expires_at = min(now + self._refresh_idle, record.session_expires_at)
         if self._rotation:
             if not await tx.refresh_tokens.spend(record.id, now=now):
+                repeated = await self._within_grace(tx, record, now)
+                if repeated is not None:
+                    successor = repeated
+                    return await self._owner(tx, record, successor, now)
                 await self._revoke(tx, record.session_id, now)
                 security_log.warning(
                     "refresh.reuse_detected",
@@ -277,15 +286,35 @@ class AuthService:
                 parent_id=record.id,
                 now=now,
                 expires_at=expires_at,
+                sealed_token=(
+                    seal_bytes(successor.encode(), self._grace_key) if self._grace_key else None
+                ),
             )
         else:
             await tx.refresh_tokens.extend(record.id, expires_at=expires_at)
+        return await self._owner(tx, record, successor, now)
+
+    async def _owner(
+        self, tx: Transaction, record: RefreshRecord, successor: str, now: int
+    ) -> tuple[User, RefreshRecord, str] | AuthError:
         user = await tx.users.get(record.user_id)
         if user is None or not user.enabled:
             await self._revoke(tx, record.session_id, now)
             return RefreshTokenRevokedError()
         await tx.sessions.touch(record.session_id, now=now)
-        return user, record
+        return user, record, successor
+
+    async def _within_grace(self, tx: Transaction, record: RefreshRecord, now: int) -> str | None:
+        """The successor already issued for ``record``, if the grace window allows repeating it:
+        the token presented is the immediate parent of the unspent newest token, spent within
+        the window. Anything older is reuse."""
+        if not self._grace_key:
+            return None
+        sealed = await tx.refresh_tokens.sealed_successor(
+            record.id, created_since=now - self._grace_seconds
+        )
+        opened = None if sealed is None else unseal_bytes(sealed, self._grace_key)
+        return None if opened is None else opened.decode()
 
     # -- sign-out ------------------------------------------------------------
 
@@ -333,8 +362,10 @@ class AuthService:
     async def purge(self) -> int:
         """Delete expired sessions, and revoked ones a day after their revocation (long after
         every process has learnt of it); their refresh tokens go with them."""
+        now = int(self._clock())
         async with self.database.transaction() as tx:
-            removed = await tx.sessions.purge(now=int(self._clock()), keep_revoked_seconds=86400)
+            removed = await tx.sessions.purge(now=now, keep_revoked_seconds=86400)
+            await tx.refresh_tokens.clear_sealed(created_before=now - self._grace_seconds)
         if removed:
             logging.getLogger("authgate.runtime").info(
                 "purged %d sessions", removed, extra={"event": "sessions.purged"}

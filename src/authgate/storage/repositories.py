@@ -277,7 +277,14 @@ class RefreshTokens:
         self._c = connection
 
     async def insert(
-        self, token_hash: str, session_id: str, *, parent_id: int | None, now: int, expires_at: int
+        self,
+        token_hash: str,
+        session_id: str,
+        *,
+        parent_id: int | None,
+        now: int,
+        expires_at: int,
+        sealed_token: str | None = None,
     ) -> None:
         await self._c.execute(
             refresh_tokens.insert().values(
@@ -286,7 +293,34 @@ class RefreshTokens:
                 parent_id=parent_id,
                 created_at=now,
                 expires_at=expires_at,
+                sealed_token=sealed_token,
             )
+        )
+
+    async def sealed_successor(self, parent_id: int, *, created_since: int) -> str | None:
+        """The sealed token of ``parent_id``'s unspent child, if created within the window.
+
+        A locking read: under MariaDB's repeatable read a plain one would not see a child
+        committed by a concurrent refresh after this transaction's first read."""
+        query = (
+            sa.select(refresh_tokens.c.sealed_token)
+            .where(
+                refresh_tokens.c.parent_id == parent_id,
+                refresh_tokens.c.used_at.is_(None),
+                refresh_tokens.c.created_at >= created_since,
+            )
+            .with_for_update()
+        )
+        return (await self._c.execute(query)).scalar_one_or_none()
+
+    async def clear_sealed(self, *, created_before: int) -> None:
+        await self._c.execute(
+            refresh_tokens.update()
+            .where(
+                refresh_tokens.c.sealed_token.is_not(None),
+                refresh_tokens.c.created_at < created_before,
+            )
+            .values(sealed_token=None)
         )
 
     async def find(self, token_hash: str) -> RefreshRecord | None:
@@ -323,7 +357,7 @@ class RefreshTokens:
         result = await self._c.execute(
             refresh_tokens.update()
             .where(refresh_tokens.c.id == token_id, refresh_tokens.c.used_at.is_(None))
-            .values(used_at=now)
+            .values(used_at=now, sealed_token=None)
         )
         return result.rowcount == 1
 

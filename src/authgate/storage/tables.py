@@ -101,10 +101,13 @@ refresh_tokens = sa.Table(
         nullable=False,
         index=True,
     ),
-    sa.Column("parent_id", sa.Integer, nullable=True),
+    sa.Column("parent_id", sa.Integer, nullable=True, index=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("expires_at", sa.BigInteger, nullable=False),
     sa.Column("used_at", sa.BigInteger, nullable=True),
+    # Only with a refresh grace window: this token sealed under a server key, so a lost
+    # answer can be repeated; cleared once spent or past the window.
+    sa.Column("sealed_token", sa.Text, nullable=True),
     **_MYSQL,
 )
 
