@@ -11,7 +11,7 @@ once and picks up other processes' by polling ``sessions.revoked_at``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from authgate.models import Clock
 
@@ -21,6 +21,8 @@ class RevokedSessions:
         self._retention = retention_seconds
         self._clock = clock
         self._until: dict[str, float] = {}
+        #: Told of every revocation made here (the Redis bus publishes them).
+        self.on_local_add: Callable[[str, int], None] | None = None
         #: The newest ``revoked_at`` seen, to poll from (see :meth:`since`).
         self._newest = int(clock()) - retention_seconds
 
@@ -31,12 +33,19 @@ class RevokedSessions:
         return len(self._until)
 
     def add(self, session_id: str, revoked_at: int) -> None:
+        """A revocation made by this process."""
+        self.learn(session_id, revoked_at)
+        if self.on_local_add is not None:
+            self.on_local_add(session_id, revoked_at)
+
+    def learn(self, session_id: str, revoked_at: int) -> None:
+        """A revocation made anywhere (this process, the database poll, the Redis bus)."""
         self._until[session_id] = revoked_at + self._retention
         self._newest = max(self._newest, revoked_at)
 
     def add_all(self, revoked: Iterable[tuple[str, int]]) -> None:
         for session_id, revoked_at in revoked:
-            self.add(session_id, revoked_at)
+            self.learn(session_id, revoked_at)
         self.prune()
 
     def since(self) -> int:

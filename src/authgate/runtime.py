@@ -13,6 +13,7 @@ import anyio
 
 from authgate.accounts import Accounts
 from authgate.admin import Admin
+from authgate.bus import RevocationBus
 from authgate.config import Settings
 from authgate.errors import ConfigurationError, StorageUnavailableError
 from authgate.keyfiles import decode_kek, key_encryption_key, signing_key
@@ -187,6 +188,9 @@ async def running_service(
                         _poll_revocations(service, settings.revocation_poll_milliseconds)
                     )
                 )
+                if settings.redis_url:
+                    bus = RevocationBus(settings.redis_url, service.revoked)
+                    background.append(asyncio.create_task(bus.run()))
                 if settings.purge_interval_seconds:
                     background.append(
                         asyncio.create_task(

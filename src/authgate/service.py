@@ -98,7 +98,7 @@ class AuthService:
         self._tokens = tokens
         self.keys = keys
         self._throttle = throttle
-        self._revoked = revoked
+        self.revoked = revoked  # the set every request checks; runtime wires the Redis bus to it
         self.accounts = accounts
         self.admin = admin
         self._refresh_ttl = refresh_ttl_seconds
@@ -122,7 +122,7 @@ class AuthService:
         if not token:
             raise MissingTokenError()
         claims = self._tokens.verify(token)
-        if claims.session_id in self._revoked:
+        if claims.session_id in self.revoked:
             raise InvalidTokenError()
         return claims
 
@@ -344,14 +344,14 @@ class AuthService:
         Memory first is harmless if the transaction rolls back: a session whose revocation
         failed is one its owner was ending anyway, and only its access tokens are refused.
         """
-        self._revoked.add(session_id, now)
+        self.revoked.add(session_id, now)
         return await tx.sessions.revoke(session_id, now=now)
 
     async def sync_revocations(self) -> None:
         """Learn the revocations other processes committed (called periodically)."""
         async with self.database.transaction(read_only=True) as tx:
-            revoked = await tx.sessions.revoked_since(self._revoked.since())
-        self._revoked.add_all(revoked)
+            revoked = await tx.sessions.revoked_since(self.revoked.since())
+        self.revoked.add_all(revoked)
 
     async def sync(self) -> None:
         """What every server process polls for: revocations and signing keys."""
@@ -404,7 +404,7 @@ class AuthService:
             user = await self._operator_target(tx, username)
             await tx.users.set_enabled(user.id, enabled)
             if not enabled:
-                await revoke_sessions(tx, self._revoked, user.id, now)
+                await revoke_sessions(tx, self.revoked, user.id, now)
         event = "user.enabled" if enabled else "user.disabled"
         security_log.info(event, extra={"event": event, "user_id": user.id})
         return user
@@ -419,7 +419,7 @@ class AuthService:
         wanted = parse_roles(roles)
         async with self.database.transaction() as tx:
             user = await self._operator_target(tx, username)
-            await apply_roles(tx, self._revoked, user, wanted, int(self._clock()))
+            await apply_roles(tx, self.revoked, user, wanted, int(self._clock()))
             updated = await tx.users.get(user.id)
         if updated is None:  # pragma: no cover - deleted within our own transaction
             raise UserNotFoundError()
