@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -74,6 +75,16 @@ class Settings:
     db_pool_size: Positive = 10
     db_timeout_seconds: Positive = 3
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: One JSON line per request (method, route, status, latency, request id, client).
+    access_log: bool = True
+    #: Proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated).
+    trusted_proxies: tuple[str, ...] = ()
+    #: Bearer token for /metrics; without one, /metrics answers loopback clients only.
+    metrics_token: str | None = field(default=None, repr=False)
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    #: TLS ends at a proxy in front of authgate: send HSTS, allow production cookies.
+    behind_tls_proxy: bool = False
     redis_url: str | None = None
     revocation_poll_milliseconds: Annotated[int, msgspec.Meta(ge=50, le=60_000)] = 500
     rate_limit_sign_in_per_address: str = "30/minute"
@@ -107,9 +118,10 @@ class Settings:
             names = ", ".join(PREFIX + name.upper() for name in unknown)
             raise ConfigurationError(f"Unknown setting {names}.")
         data = dict(values)
-        origins = data.get("cors_origins")
-        if isinstance(origins, str):
-            data["cors_origins"] = tuple(o.strip() for o in origins.split(",") if o.strip())
+        for name in ("cors_origins", "trusted_proxies"):
+            listed = data.get(name)
+            if isinstance(listed, str):
+                data[name] = tuple(o.strip() for o in listed.split(",") if o.strip())
         for name in (
             "signing_key",
             "database_url",
@@ -117,6 +129,9 @@ class Settings:
             "key_encryption_key",
             "token_encryption_key",
             "public_url",
+            "metrics_token",
+            "tls_cert_file",
+            "tls_key_file",
         ):
             if data.get(name) == "":
                 data.pop(name)
@@ -157,6 +172,20 @@ class Settings:
                 f"{PREFIX}COOKIE_SAMESITE=none needs {PREFIX}COOKIE_SECURE=true "
                 "(browsers refuse it otherwise)."
             )
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ConfigurationError(f"{PREFIX}TLS_CERT_FILE and {PREFIX}TLS_KEY_FILE go together.")
+        if self.env == "production" and self.cookie_transport and not self.tls:
+            raise ConfigurationError(
+                f"{PREFIX}COOKIE_TRANSPORT in production needs TLS: set {PREFIX}TLS_CERT_FILE "
+                f"and {PREFIX}TLS_KEY_FILE, or {PREFIX}BEHIND_TLS_PROXY=true."
+            )
+        try:
+            for proxy in self.trusted_proxies:
+                ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigurationError(
+                f"{PREFIX}TRUSTED_PROXIES: {proxy!r} is not an address or network."
+            ) from None
         if "*" in self.cors_origins:
             raise ConfigurationError(
                 f"{PREFIX}CORS_ORIGINS must list exact origins; '*' is refused."
@@ -165,6 +194,11 @@ class Settings:
             raise ConfigurationError(
                 f"{PREFIX}PASSWORD_MIN_LENGTH exceeds {PREFIX}PASSWORD_MAX_LENGTH."
             )
+
+    @property
+    def tls(self) -> bool:
+        """Whether clients reach authgate over TLS (its own, or a proxy's)."""
+        return self.tls_cert_file is not None or self.behind_tls_proxy
 
     @property
     def resolved_database_url(self) -> str:

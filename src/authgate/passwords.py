@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
+from collections.abc import Callable
 
 import anyio
 import anyio.to_thread
@@ -27,11 +29,21 @@ class PasswordHasher:
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
         )
         self._limiter = anyio.CapacityLimiter(concurrency or os.cpu_count() or 1)
+        #: Told the seconds each hash or verification took (metrics).
+        self.observe: Callable[[float], None] | None = None
         # Unknown users are verified against this, so they cost what a wrong password does.
         self._dummy_hash = self._argon2.hash(secrets.token_urlsafe(16))
 
     async def hash(self, password: str) -> str:
-        return await anyio.to_thread.run_sync(self._argon2.hash, password, limiter=self._limiter)
+        return await anyio.to_thread.run_sync(self._timed_hash, password, limiter=self._limiter)
+
+    def _timed_hash(self, password: str) -> str:
+        started = time.perf_counter()
+        try:
+            return self._argon2.hash(password)
+        finally:
+            if self.observe is not None:
+                self.observe(time.perf_counter() - started)
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
         """True if ``password`` matches; with ``None`` checks a dummy hash and returns False."""
@@ -43,7 +55,11 @@ class PasswordHasher:
         return self._argon2.check_needs_rehash(password_hash)
 
     def _check(self, password_hash: str, password: str) -> bool:
+        started = time.perf_counter()
         try:
             return self._argon2.verify(password_hash, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
+        finally:
+            if self.observe is not None:
+                self.observe(time.perf_counter() - started)

@@ -95,6 +95,7 @@ class AuthService:
     ) -> None:
         self.database = database
         self._hasher = hasher
+        self.hasher = hasher
         self._tokens = tokens
         self.keys = keys
         self._throttle = throttle
@@ -358,6 +359,15 @@ class AuthService:
         await self.sync_revocations()
         if self.keys.managed:
             self._tokens.ring.replace(await self.keys.load())
+
+    async def live_sessions(self) -> int:
+        """How many sessions are neither expired nor revoked (a metrics gauge)."""
+        async with self.database.transaction(read_only=True) as tx:
+            return await tx.sessions.count_live(now=int(self._clock()))
+
+    async def ready_redis(self) -> None:
+        """Raise StorageUnavailableError unless Redis answers (readiness)."""
+        await self._throttle.ping()
 
     async def purge(self) -> int:
         """Delete expired sessions, and revoked ones a day after their revocation (long after

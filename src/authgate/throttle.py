@@ -100,6 +100,11 @@ class Throttle:
         except StorageError as error:  # Redis did not answer
             raise StorageUnavailableError() from error
 
+    async def ping(self) -> None:
+        """Raise StorageUnavailableError unless the counters' store answers."""
+        if self._pool is not None and not await self._call(self._storage.check()):
+            raise StorageUnavailableError()
+
     async def clear(self) -> None:
         """Forget every counter (operators and tests)."""
         await self._storage.reset()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,28 +16,51 @@ from authgate.errors import AuthError
 from authgate.http.account_routes import account_routes
 from authgate.http.admin_routes import admin_routes
 from authgate.http.headers import SecurityHeaders
+from authgate.http.observe import Observe, parse_networks
+from authgate.http.operations import operations_routes
 from authgate.http.problems import handle_auth_error, handle_http_exception, handle_unexpected
 from authgate.http.routes import routes
 from authgate.logs import configure_logging
+from authgate.metrics import EventCounter, Metrics
 from authgate.runtime import running_service
 from authgate.service import AuthService
 
+ROUTES = [*routes, *account_routes, *admin_routes, *operations_routes]
+
 
 def _starlette(settings: Settings, lifespan: object = None) -> Starlette:
-    middleware = [Middleware(SecurityHeaders)]
+    metrics = Metrics()
+    middleware = [
+        Middleware(
+            Observe,
+            metrics=metrics,
+            trusted_proxies=parse_networks(settings.trusted_proxies),
+            access_log=settings.access_log,
+            templates={route.endpoint: route.path for route in ROUTES},
+        ),
+        Middleware(SecurityHeaders, hsts=settings.tls),
+    ]
     if settings.cors_origins:
         middleware.append(
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),
-                allow_methods=["GET", "POST"],
-                allow_headers=["x-access-token", "authorization", "content-type"],
-                allow_credentials=False,
+                allow_methods=["GET", "POST", "PUT", "DELETE"],
+                allow_headers=[
+                    "x-access-token",
+                    "authorization",
+                    "content-type",
+                    "x-csrf-token",
+                    "x-token-transport",
+                    "x-request-id",
+                ],
+                allow_credentials=settings.cookie_transport,
                 max_age=600,
             )
         )
+    _count_events(metrics)
     app = Starlette(
-        routes=[*routes, *account_routes, *admin_routes],
+        routes=ROUTES,
         middleware=middleware,
         exception_handlers={
             AuthError: handle_auth_error,
@@ -47,13 +71,26 @@ def _starlette(settings: Settings, lifespan: object = None) -> Starlette:
     )
     app.state.max_body_bytes = settings.max_body_bytes
     app.state.settings = settings
+    app.state.metrics = metrics
     return app
+
+
+def _count_events(metrics: Metrics) -> None:
+    """Count the events authgate logs; one counter per process (replaced, never stacked)."""
+    logger = logging.getLogger("authgate")
+    logger.handlers[:] = [h for h in logger.handlers if not isinstance(h, EventCounter)]
+    logger.addHandler(EventCounter(metrics))
+
+
+def _attach(app: Starlette, service: AuthService) -> None:
+    app.state.service = service
+    service.hasher.observe = app.state.metrics.hash_seconds.observe
 
 
 def build_app(service: AuthService, settings: Settings) -> Starlette:
     """An app around an already running service (tests, embedding)."""
     app = _starlette(settings)
-    app.state.service = service
+    _attach(app, service)
     return app
 
 
@@ -63,7 +100,7 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with running_service(settings, poll_revocations=True) as service:
-            app.state.service = service
+            _attach(app, service)
             yield
 
     return _starlette(settings, lifespan)

@@ -45,7 +45,11 @@ def service_of(request: Request) -> AuthService:
 
 
 def client_address(request: Request) -> str:
-    """The peer address, the key of per-address rate limits."""
+    """The client's address (behind trusted proxies, from X-Forwarded-For; see observe.py),
+    the key of per-address rate limits."""
+    found = request.scope.get("authgate.client")
+    if isinstance(found, str):
+        return found
     return request.client.host if request.client else ""
 
 

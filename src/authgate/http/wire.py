@@ -140,6 +140,15 @@ class AuditOut(msgspec.Struct, frozen=True):
     entries: list[AuditEntryOut]
 
 
+class HealthOut(msgspec.Struct, frozen=True):
+    status: str
+
+
+class ReadyOut(msgspec.Struct, frozen=True):
+    status: str
+    checks: dict[str, str]
+
+
 def decode(body: bytes, kind: type[T]) -> T:
     """Parse ``body`` as ``kind``; errors name the field and never echo the value."""
     try:

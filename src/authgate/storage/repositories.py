@@ -204,6 +204,12 @@ class Sessions:
             )
         )
 
+    async def count_live(self, *, now: int) -> int:
+        query = sa.select(sa.func.count()).where(
+            sessions.c.revoked_at.is_(None), sessions.c.expires_at > now
+        )
+        return int((await self._c.execute(query)).scalar_one())
+
     async def touch(self, session_id: str, *, now: int) -> None:
         await self._c.execute(
             sessions.update().where(sessions.c.id == session_id).values(last_used_at=now)

@@ -1,0 +1,115 @@
+"""One ASGI middleware for what operators watch: request ids, the client address behind
+trusted proxies, one JSON log record per request, and the HTTP metrics."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from authgate.metrics import Metrics
+
+access_log = logging.getLogger("authgate.access")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(values: Iterable[str]) -> list[Network]:
+    return [ipaddress.ip_network(value.strip(), strict=False) for value in values if value.strip()]
+
+
+def client_address(peer: str, forwarded_for: str | None, trusted: list[Network]) -> str:
+    """The peer, or, when the peer is a trusted proxy, the nearest untrusted address in
+    ``X-Forwarded-For`` (read right to left: only trusted hops can have added entries)."""
+    if not trusted or not _trusted(peer, trusted) or not forwarded_for:
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, trusted):
+            return hop if _is_ip(hop) else peer
+    return hops[0] if hops and _is_ip(hops[0]) else peer
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _trusted(address: str, trusted: list[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+class Observe:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        trusted_proxies: list[Network],
+        access_log: bool,
+        templates: dict[object, str],
+    ) -> None:
+        self.app = app
+        self._templates = templates
+        self._metrics = metrics
+        self._trusted = trusted_proxies
+        self._log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = {k: v for k, v in scope["headers"] if k in (b"x-request-id", b"x-forwarded-for")}
+        offered = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+        peer = scope["client"][0] if scope.get("client") else ""
+        forwarded = headers.get(b"x-forwarded-for")
+        scope["authgate.client"] = client_address(
+            peer, forwarded.decode("latin-1") if forwarded else None, self._trusted
+        )
+        status = 500
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_observed)
+        finally:
+            elapsed = time.perf_counter() - started
+            # The route's template, never the raw path: ids would explode the label set.
+            route = self._templates.get(scope.get("endpoint"), "unmatched")
+            self._metrics.requests.labels(route, scope["method"], str(status)).inc()
+            self._metrics.latency.labels(route).observe(elapsed)
+            if self._log:
+                access_log.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "route": route,
+                        "status": status,
+                        "latency_ms": round(elapsed * 1000, 3),
+                        "request_id": request_id,
+                        "client": scope["authgate.client"],
+                    },
+                )

@@ -1,0 +1,81 @@
+"""/healthz, /readyz and /metrics: what load balancers and Prometheus ask."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from authgate.config import Settings
+from authgate.errors import StorageUnavailableError
+from authgate.http.problems import JSON
+from authgate.http.routes import service_of
+from authgate.http.wire import HealthOut, MessageOut, ReadyOut, encode
+from authgate.metrics import CONTENT_TYPE, Metrics
+
+
+async def healthz(_request: Request) -> Response:
+    """The process is alive and serving."""
+    return Response(encode(HealthOut("ok")), media_type=JSON)
+
+
+async def readyz(request: Request) -> Response:
+    """The database (and Redis, when configured) answer within a short timeout."""
+    settings: Settings = request.app.state.settings
+    service = service_of(request)
+    checks: dict[str, str] = {}
+    try:
+        with anyio.fail_after(min(settings.db_timeout_seconds, 2)):
+            await service.database.ping()
+        checks["database"] = "ok"
+    except (StorageUnavailableError, TimeoutError):
+        checks["database"] = "unreachable"
+    if settings.redis_url:
+        try:
+            with anyio.fail_after(2):
+                await service.ready_redis()
+            checks["redis"] = "ok"
+        except (StorageUnavailableError, TimeoutError):
+            checks["redis"] = "unreachable"
+    ready = all(value == "ok" for value in checks.values())
+    body = ReadyOut("ready" if ready else "unready", checks)
+    return Response(encode(body), status_code=200 if ready else 503, media_type=JSON)
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text; with AUTHGATE_METRICS_TOKEN a bearer token, else loopback only."""
+    settings: Settings = request.app.state.settings
+    if not _may_scrape(request, settings):
+        forbidden = MessageOut("Metrics need AUTHGATE_METRICS_TOKEN, or a loopback client.")
+        return Response(encode(forbidden), status_code=403, media_type=JSON)
+    service = service_of(request)
+    extra = {"authgate_revoked_sessions_in_memory": float(len(service.revoked))}
+    try:
+        with anyio.fail_after(2):
+            extra["authgate_active_sessions"] = float(await service.live_sessions())
+    except (StorageUnavailableError, TimeoutError):
+        pass  # the gauge is missing rather than wrong
+    registry: Metrics = request.app.state.metrics
+    return Response(registry.render(extra), media_type=CONTENT_TYPE)
+
+
+def _may_scrape(request: Request, settings: Settings) -> bool:
+    if settings.metrics_token is not None:
+        offered = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        return secrets.compare_digest(offered.encode(), settings.metrics_token.encode())
+    peer = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        return False
+
+
+operations_routes = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]
