@@ -702,3 +702,33 @@ def test_revocations_reach_another_server_on_postgresql(
     lags = _revocations(servers, migrated, postgres_url, REDIS_URL if with_redis else None)
     print(f"revocation lag across processes: {lags}")
     assert set(lags) == {"sign-out", "sign-out everywhere", "password change"}
+
+
+# -- operations -----------------------------------------------------------------------------
+
+
+def test_metrics_add_up_across_two_workers(migrated: Path, servers: Servers) -> None:
+    server = servers.start(authgate_env(migrated), "--workers", "2")
+    with server.client(keep_alive=False) as client:  # new connections: both workers serve
+        for _ in range(40):
+            assert client.get("/api/test/all").status_code == 200
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/readyz").json()["status"] == "ready"
+        text = client.get("/metrics").text
+    # 40, and the one with which Servers.start saw the server was ready.
+    line = 'authgate_http_requests_total{method="GET",route="/api/test/all",status="200"} 41.0'
+    assert line in text, text[:2000]
+
+
+def test_every_log_line_is_json(migrated: Path, servers: Servers) -> None:
+    server = servers.start(authgate_env(migrated))
+    with server.client() as client:
+        assert sign_up(client).status_code == 200
+        body = sign_in(client).json()
+        client.get("/api/test/user", headers={"x-access-token": body["accessToken"]})
+    server.stop()
+    lines = [line for line in server.stderr.splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in lines]
+    assert any(r.get("route") == "/api/test/user" and r.get("status") == 200 for r in records)
+    for secret in (PASSWORD, body["accessToken"], body["refreshToken"]):
+        assert secret not in server.output

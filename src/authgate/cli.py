@@ -5,19 +5,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from authgate.config import Settings
 from authgate.errors import AuthError, UserNotFoundError
-from authgate.keyfiles import signing_key
+from authgate.keyfiles import key_encryption_key, signing_key
+from authgate.keys import ASYMMETRIC
 from authgate.logs import configure_logging
 from authgate.runtime import check_database, open_database, running_service
 from authgate.storage import schema
 
 T = TypeVar("T")
+
+# prometheus_client reads this when it is first imported, so the parent sets it before any
+# import of authgate.metrics (that module's MULTIPROC_ENV names the same variable).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 #: Exit codes: 0 ok, 1 a refused request, 2 usage (argparse), 3 configuration, 4 storage.
 EXIT_REFUSED, EXIT_CONFIG, EXIT_STORAGE = 1, 3, 4
@@ -119,12 +128,24 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         port=settings.port if args.port is None else args.port,
         workers=settings.workers if args.workers is None else args.workers,
     )
-    signing_key(settings)  # create the development key once, before workers race for it
-    _run(check_database(settings))
+    # Create development secrets once, before workers race for them.
+    if settings.signing_algorithm in ASYMMETRIC:
+        key_encryption_key(settings)
+    else:
+        signing_key(settings)
+    _run(check_database(settings))  # fail fast: configuration 3, database unreachable 4
     serve: Callable[[Settings], None] = (
         _serve_uvicorn if args.server == "uvicorn" else _serve_granian
     )
-    serve(settings)
+    # Workers share metrics through files in one directory (prometheus_client multiprocess).
+    own_metrics_dir = MULTIPROC_ENV not in os.environ
+    if own_metrics_dir:
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="authgate-metrics-")
+    try:
+        serve(settings)
+    finally:
+        if own_metrics_dir:
+            shutil.rmtree(os.environ.pop(MULTIPROC_ENV), ignore_errors=True)
     return 0
 
 
@@ -140,6 +161,8 @@ def _serve_granian(settings: Settings) -> None:
         workers=settings.workers,
         factory=True,
         log_access=False,
+        ssl_cert=Path(settings.tls_cert_file) if settings.tls_cert_file else None,
+        ssl_key=Path(settings.tls_key_file) if settings.tls_key_file else None,
     ).serve()
 
 
@@ -155,6 +178,8 @@ def _serve_uvicorn(settings: Settings) -> None:
         server_header=False,
         access_log=False,
         log_config=None,
+        ssl_certfile=settings.tls_cert_file,
+        ssl_keyfile=settings.tls_key_file,
     )
 
 

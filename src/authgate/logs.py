@@ -8,7 +8,17 @@ import sys
 import time
 
 #: ``extra=`` keys that are copied into the record; anything else stays out.
-FIELDS = ("event", "user_id", "session_id", "path")
+FIELDS = (
+    "event",
+    "user_id",
+    "session_id",
+    "method",
+    "route",
+    "status",
+    "latency_ms",
+    "request_id",
+    "client",
+)
 
 
 class JsonFormatter(logging.Formatter):
@@ -31,6 +41,9 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.setLevel(level)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Events are counted as metrics whatever the log level (see authgate.metrics).
+    logging.getLogger("authgate").setLevel(min(logging.INFO, logging.getLevelName(level)))

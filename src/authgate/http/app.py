@@ -80,6 +80,8 @@ def _count_events(metrics: Metrics) -> None:
     logger = logging.getLogger("authgate")
     logger.handlers[:] = [h for h in logger.handlers if not isinstance(h, EventCounter)]
     logger.addHandler(EventCounter(metrics))
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)  # events are INFO records; count them at any log level
 
 
 def _attach(app: Starlette, service: AuthService) -> None:

@@ -1,0 +1,201 @@
+"""What operators rely on: health, readiness, metrics, request ids, access logs, proxies, HSTS."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from authgate.config import Settings
+from authgate.errors import ConfigurationError
+from authgate.http.app import build_app
+from authgate.http.observe import client_address, parse_networks
+from authgate.logs import JsonFormatter
+from authgate.runtime import build_service
+from authgate.service import AuthService
+from authgate.storage import Database
+from tests.conftest import PASSWORD, FakeClock
+from tests.helpers import legacy, sign_in, signed_in
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"database": "ok"}}
+
+
+async def test_readyz_says_what_is_unreachable(settings: Settings, clock: FakeClock) -> None:
+    broken = settings.replace(redis_url="redis://127.0.0.1:1/0")
+    database = Database.connect("postgresql://postgres@127.0.0.1:1/none", timeout_seconds=1)
+    service = await build_service(broken, database, clock=clock)
+    transport = httpx.ASGITransport(app=build_app(service, broken))
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://authgate.test"
+        ) as client:
+            response = await client.get("/readyz")
+    finally:
+        await service.aclose()
+        await database.close()
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "unready",
+        "checks": {"database": "unreachable", "redis": "unreachable"},
+    }
+    assert "127.0.0.1" not in response.text  # no internals
+
+
+async def test_metrics_count_requests_and_events(client: httpx.AsyncClient) -> None:
+    await signed_in(client)
+    await sign_in(client, "alice", "wrong password here")
+    for _ in range(3):
+        await client.get("/api/test/all")
+    text = (await client.get("/metrics")).text
+    assert (
+        'authgate_http_requests_total{method="GET",route="/api/test/all",status="200"} 3.0' in text
+    )
+    assert (
+        'authgate_http_requests_total{method="POST",route="/api/auth/signin",status="401"} 1.0'
+        in text
+    )
+    assert 'authgate_events_total{event="sign_in.succeeded"}' in text
+    assert 'authgate_events_total{event="sign_in.failed"} 1.0' in text
+    assert "authgate_password_hash_seconds_count" in text
+    assert "authgate_active_sessions 1.0" in text
+    assert "authgate_http_request_duration_seconds_bucket" in text
+
+
+@pytest.fixture
+async def remote_client(
+    service: AuthService, settings: Settings
+) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=build_app(service, settings), client=("203.0.113.9", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://authgate.test") as client:
+        yield client
+
+
+async def test_metrics_refuse_remote_clients_without_the_token(
+    remote_client: httpx.AsyncClient,
+) -> None:
+    assert (await remote_client.get("/metrics")).status_code == 403
+
+
+async def test_metrics_with_a_token(service: AuthService, settings: Settings) -> None:
+    guarded = settings.replace(metrics_token="scrape-secret-0123456789")
+    transport = httpx.ASGITransport(app=build_app(service, guarded), client=("203.0.113.9", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://authgate.test") as client:
+        assert (await client.get("/metrics")).status_code == 403
+        bad = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
+        assert bad.status_code == 403
+        good = await client.get(
+            "/metrics", headers={"Authorization": "Bearer scrape-secret-0123456789"}
+        )
+        assert good.status_code == 200
+        assert good.headers["content-type"].startswith("text/plain")
+
+
+async def test_request_ids_are_kept_or_made(client: httpx.AsyncClient) -> None:
+    kept = await client.get("/api/test/all", headers={"X-Request-ID": "abc-123"})
+    assert kept.headers["x-request-id"] == "abc-123"
+    made = await client.get("/api/test/all", headers={"X-Request-ID": "bad id\nwith newline"})
+    assert made.headers["x-request-id"] != "bad id\nwith newline"
+    assert len(made.headers["x-request-id"]) == 32
+
+
+async def test_one_json_access_record_per_request_without_secrets(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    signed = await signed_in(client)
+    caplog.clear()
+    await client.get(
+        "/api/test/user", headers={**legacy(signed["accessToken"]), "X-Request-ID": "r-1"}
+    )
+    records = [r for r in caplog.records if r.name == "authgate.access"]
+    assert len(records) == 1
+    line = JsonFormatter().format(records[0])
+    entry = json.loads(line)
+    assert entry["method"] == "GET"
+    assert entry["route"] == "/api/test/user"
+    assert entry["status"] == 200
+    assert entry["request_id"] == "r-1"
+    assert entry["client"] == "127.0.0.1"
+    assert entry["latency_ms"] >= 0
+    assert signed["accessToken"] not in line
+    assert PASSWORD not in line
+
+
+def test_forwarded_addresses_are_believed_only_from_trusted_proxies() -> None:
+    trusted = parse_networks(["10.0.0.0/8"])
+    assert client_address("10.0.0.5", "198.51.100.7", trusted) == "198.51.100.7"
+    # A client cannot spoof an address: only entries added by trusted hops count.
+    assert client_address("10.0.0.5", "1.2.3.4, 198.51.100.7", trusted) == "198.51.100.7"
+    assert client_address("10.0.0.5", "198.51.100.7, 10.0.0.9", trusted) == "198.51.100.7"
+    assert client_address("203.0.113.1", "198.51.100.7", trusted) == "203.0.113.1"
+    assert client_address("10.0.0.5", "not-an-ip", trusted) == "10.0.0.5"
+    assert client_address("10.0.0.5", "198.51.100.7", []) == "10.0.0.5"
+
+
+async def test_rate_limits_key_on_the_forwarded_client(
+    service: AuthService, settings: Settings, database: Database, clock: FakeClock
+) -> None:
+    proxied = settings.replace(
+        trusted_proxies=("127.0.0.1",), rate_limit_sign_up_per_address="2/hour"
+    )
+    limited = await build_service(proxied, database, clock=clock)
+    transport = httpx.ASGITransport(app=build_app(limited, proxied))
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://authgate.test"
+        ) as client:
+
+            async def sign_up_from(address: str, name: str) -> int:
+                body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
+                headers = {"X-Forwarded-For": address}
+                return (
+                    await client.post("/api/auth/signup", json=body, headers=headers)
+                ).status_code
+
+            assert [await sign_up_from("198.51.100.1", f"first{i}") for i in range(3)] == [
+                200,
+                200,
+                429,
+            ]
+            assert (
+                await sign_up_from("198.51.100.2", "second") == 200
+            )  # another client behind the proxy
+    finally:
+        await limited.aclose()
+
+
+async def test_hsts_only_when_clients_use_tls(service: AuthService, settings: Settings) -> None:
+    for tls, expected in ((False, None), (True, "max-age=31536000; includeSubDomains")):
+        app = build_app(service, settings.replace(behind_tls_proxy=tls))
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="https://a.test"
+        ) as c:
+            assert (await c.get("/api/test/all")).headers.get(
+                "strict-transport-security"
+            ) == expected
+
+
+def test_production_refuses_cookies_without_tls() -> None:
+    base = {
+        "AUTHGATE_ENV": "production",
+        "AUTHGATE_SIGNING_KEY": "k" * 40,
+        "AUTHGATE_COOKIE_TRANSPORT": "true",
+    }
+    with pytest.raises(ConfigurationError, match="TLS"):
+        Settings.from_env(base, dotenv=None)
+    assert Settings.from_env({**base, "AUTHGATE_BEHIND_TLS_PROXY": "true"}, dotenv=None).tls
+
+
+def test_tls_files_go_together() -> None:
+    with pytest.raises(ConfigurationError, match="TLS_KEY_FILE"):
+        Settings.from_env({"AUTHGATE_TLS_CERT_FILE": "/x.pem"}, dotenv=None)
