@@ -31,7 +31,7 @@ class Provisioned:
     drop: str | None = None
 
 
-async def _migrate(url: str) -> None:
+async def migrate(url: str) -> None:
     database = Database.connect(url)
     try:
         await schema.upgrade(database)
@@ -52,13 +52,13 @@ def provision(backend: str, workdir: Path) -> Provisioned:
     """A migrated database for one test run; raises if a configured server is unreachable."""
     if backend == "sqlite":
         template = workdir / "template.db"
-        asyncio.run(_migrate(f"sqlite:///{template}"))
+        asyncio.run(migrate(f"sqlite:///{template}"))
         return Provisioned(backend, "", template=template)
     admin_url = os.environ[SERVER_URLS[backend]]
     name = f"authgate_test_{secrets.token_hex(4)}"
     asyncio.run(_admin(admin_url, f"CREATE DATABASE {name}"))
     url = sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(_migrate(url))
+    asyncio.run(migrate(url))
     return Provisioned(backend, url, drop=admin_url)
 
 

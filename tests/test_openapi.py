@@ -18,16 +18,8 @@ from starlette.routing import Route
 
 from authgate.config import Settings
 from authgate.http.app import create_app
-from authgate.storage import Database, schema
 from tests.conftest import TEST_KEY
-
-
-async def _migrate(url: str) -> None:
-    database = Database.connect(url)
-    try:
-        await schema.upgrade(database)
-    finally:
-        await database.close()
+from tests.databases import migrate
 
 
 def _fuzzed_app() -> Starlette:
@@ -49,7 +41,7 @@ def _fuzzed_app() -> Starlette:
             "rate_limit_refresh_per_address": "100000/minute",
         }
     )
-    asyncio.run(_migrate(settings.resolved_database_url))
+    asyncio.run(migrate(settings.resolved_database_url))
     return create_app(settings)
 
 
