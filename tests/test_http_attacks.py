@@ -108,6 +108,7 @@ async def test_a_genuine_token_passes_in_both_styles(
     ).status_code == 200
 
 
+@pytest.mark.plain_tokens
 @pytest.mark.parametrize("style", HEADER_STYLES, ids=STYLE_IDS)
 async def test_a_genuine_token_past_its_leeway_is_reported_expired(
     client: httpx.AsyncClient, style: Callable[[str], dict[str, str]]
@@ -140,6 +141,7 @@ async def test_the_refresh_token_is_never_read_from_the_url(client: httpx.AsyncC
     assert response.json() == {"message": "Refresh Token is required!"}
 
 
+@pytest.mark.plain_tokens
 async def test_refresh_issues_tokens_only_for_the_tokens_owner(client: httpx.AsyncClient) -> None:
     await signed_in(client, "alice")
     bob = await signed_in(client, "bob")
@@ -299,6 +301,7 @@ async def test_a_jku_pointing_at_a_loopback_listener_is_never_fetched(
             listener.accept()
 
 
+@pytest.mark.plain_tokens
 async def test_tokens_and_sign_in_answers_carry_the_minimum(client: httpx.AsyncClient) -> None:
     """DS-05: no password hash or secret in the sign-in answer or the token payload."""
     import base64

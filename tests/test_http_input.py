@@ -200,6 +200,7 @@ async def test_huge_token_headers_are_refused_quickly(client: httpx.AsyncClient)
         assert response.status_code == 401
 
 
+@pytest.mark.plain_tokens
 async def test_an_unreachable_database_gives_503_and_token_routes_keep_working(
     settings: Settings, clock: FakeClock
 ) -> None:

@@ -141,6 +141,7 @@ async def test_no_token_is_401_with_www_authenticate(client: httpx.AsyncClient) 
     assert response.headers["www-authenticate"] == "Bearer"
 
 
+@pytest.mark.plain_tokens
 async def test_a_forged_token_is_401_unauthorized(client: httpx.AsyncClient) -> None:
     token = (await signed_in(client))["accessToken"]
     header, payload, signature = token.split(".")

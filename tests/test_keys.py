@@ -25,7 +25,7 @@ from tests.conftest import FakeClock
 from tests.forge import b64, claims, segment
 from tests.helpers import legacy, signed_in
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.plain_tokens]
 
 KEK = secrets.token_urlsafe(32)
 PUBLISH_SECONDS = 60

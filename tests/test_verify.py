@@ -21,7 +21,7 @@ from authgate.verify import AccessClaims, Authenticated, Verifier
 from tests.conftest import FakeClock
 from tests.helpers import bearer, legacy, signed_in
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.plain_tokens]
 
 JWKS = "http://authgate.test/.well-known/jwks.json"
 
