@@ -818,3 +818,61 @@ def test_readyz_follows_the_database_without_a_restart(
         relay.start()
         poll(lambda: client.get("/readyz"), lambda r: r.status_code == 200, within_seconds=10)
     relay.cut()
+
+
+def test_a_key_rotation_under_load_fails_no_request(migrated: Path, servers: Servers) -> None:
+    """Two workers sign in and serve protected requests without pause while `authgate keys
+    rotate` runs: no request fails, tokens from before keep working, new ones carry the new
+    key once its publish delay has passed."""
+    env = authgate_env(
+        migrated,
+        {
+            "AUTHGATE_SIGNING_ALGORITHM": "EdDSA",
+            "AUTHGATE_KEY_ENCRYPTION_KEY": "b" * 43,
+            "AUTHGATE_KEY_PUBLISH_SECONDS": "2",
+            "AUTHGATE_REVOCATION_POLL_MILLISECONDS": "200",
+            "AUTHGATE_RATE_LIMIT_SIGN_IN_PER_ADDRESS": "100000/minute",
+        },
+    )
+    server = servers.start(env, "--workers", "2")
+    with server.client() as client:
+        assert sign_up(client).status_code == 200
+        before = sign_in(client).json()["accessToken"]
+    failures: list[str] = []
+    kids: set[str] = set()
+    stop = threading.Event()
+
+    def load() -> None:
+        with server.client(keep_alive=False) as worker_client:
+            while not stop.is_set():
+                answer = sign_in(worker_client)
+                if answer.status_code != 200:
+                    failures.append(f"sign-in {answer.status_code}")
+                    continue
+                token = answer.json()["accessToken"]
+                kids.add(_header(token)["kid"])
+                for presented in (token, before):
+                    served = user_content(worker_client, presented)
+                    if served.status_code != 200:
+                        failures.append(f"user {served.status_code} {served.text}")
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    try:
+        time.sleep(0.5)
+        rotated = run_authgate(migrated, env, "keys", "rotate")
+        assert rotated.returncode == 0, rotated.output
+        deadline = time.monotonic() + 15
+        while len(kids) < 2 and time.monotonic() < deadline and thread.is_alive():
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert failures == []
+    assert len(kids) == 2  # the old key, then the new one
+
+
+def _header(token: str) -> dict[str, Any]:
+    part = token.split(".")[0]
+    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return decoded
