@@ -65,3 +65,18 @@ def test_records_are_json_objects_with_only_known_fields() -> None:
     entry = json.loads(line)
     assert entry["event"] == "sign_in.failed"
     assert PASSWORD not in line
+
+
+def test_a_terminal_gets_readable_lines_with_the_same_fields() -> None:
+    from authgate.logs import TerminalFormatter
+
+    record = logging.LogRecord(
+        "authgate.security", logging.INFO, __file__, 1, "sign_in.failed", (), None
+    )
+    record.event = "sign_in.failed"
+    record.password = PASSWORD
+    line = TerminalFormatter().format(record)
+    assert "authgate.security: sign_in.failed" in line
+    assert 'event="sign_in.failed"' in line
+    assert PASSWORD not in line
+    assert "\n" not in line

@@ -38,9 +38,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=True)
 
 
+class TerminalFormatter(JsonFormatter):
+    """For a person at a terminal: one readable line, the same allow-listed fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = json.loads(super().format(record))
+        head = f"{entry.pop('time')} {entry.pop('level'):7} {entry.pop('logger')}: {entry.pop('message')}"
+        rest = " ".join(f"{key}={json.dumps(value)}" for key, value in entry.items())
+        return f"{head} {rest}".rstrip()
+
+
 def configure_logging(level: str = "INFO") -> None:
+    """JSON lines, or readable lines when stderr is a terminal."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(TerminalFormatter() if sys.stderr.isatty() else JsonFormatter())
     handler.setLevel(level)
     root = logging.getLogger()
     root.handlers[:] = [handler]
