@@ -43,7 +43,8 @@ class TerminalFormatter(JsonFormatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry = json.loads(super().format(record))
-        head = f"{entry.pop('time')} {entry.pop('level'):7} {entry.pop('logger')}: {entry.pop('message')}"
+        when, level, logger = entry.pop("time"), entry.pop("level"), entry.pop("logger")
+        head = f"{when} {level:7} {logger}: {entry.pop('message')}"
         rest = " ".join(f"{key}={json.dumps(value)}" for key, value in entry.items())
         return f"{head} {rest}".rstrip()
 
