@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import AsyncIterator
 
 import httpx
@@ -13,7 +12,6 @@ from authgate.config import Settings
 from authgate.errors import ConfigurationError
 from authgate.http.app import build_app
 from authgate.http.observe import client_address, parse_networks
-from authgate.logs import JsonFormatter
 from authgate.runtime import build_service
 from authgate.service import AuthService
 from authgate.storage import Database
@@ -109,26 +107,24 @@ async def test_request_ids_are_kept_or_made(client: httpx.AsyncClient) -> None:
 
 
 async def test_one_json_access_record_per_request_without_secrets(
-    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    client: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    caplog.set_level(logging.INFO)
     signed = await signed_in(client)
-    caplog.clear()
+    capsys.readouterr()
     await client.get(
         "/api/test/user", headers={**legacy(signed["accessToken"]), "X-Request-ID": "r-1"}
     )
-    records = [r for r in caplog.records if r.name == "authgate.access"]
-    assert len(records) == 1
-    line = JsonFormatter().format(records[0])
-    entry = json.loads(line)
+    lines = [line for line in capsys.readouterr().err.splitlines() if '"authgate.access"' in line]
+    assert len(lines) == 1
+    entry = json.loads(lines[0])
     assert entry["method"] == "GET"
     assert entry["route"] == "/api/test/user"
     assert entry["status"] == 200
     assert entry["request_id"] == "r-1"
     assert entry["client"] == "127.0.0.1"
     assert entry["latency_ms"] >= 0
-    assert signed["accessToken"] not in line
-    assert PASSWORD not in line
+    assert signed["accessToken"] not in lines[0]
+    assert PASSWORD not in lines[0]
 
 
 def test_forwarded_addresses_are_believed_only_from_trusted_proxies() -> None:

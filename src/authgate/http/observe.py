@@ -4,17 +4,16 @@ trusted proxies, one JSON log record per request, and the HTTP metrics."""
 from __future__ import annotations
 
 import ipaddress
-import logging
 import re
 import time
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from authgate.logs import AccessLog
 from authgate.metrics import Metrics
-
-access_log = logging.getLogger("authgate.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -64,9 +63,12 @@ class Observe:
     ) -> None:
         self.app = app
         self._templates = templates
+        self._access = AccessLog() if access_log else None
+        # Label lookups cost more than the increments: keep each child once.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._histograms: dict[str, Any] = {}
         self._metrics = metrics
         self._trusted = trusted_proxies
-        self._log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -99,17 +101,17 @@ class Observe:
             elapsed = time.perf_counter() - started
             # The route's template, never the raw path: ids would explode the label set.
             route = self._templates.get(scope.get("endpoint"), "unmatched")
-            self._metrics.requests.labels(route, scope["method"], str(status)).inc()
-            self._metrics.latency.labels(route).observe(elapsed)
-            if self._log:
-                access_log.info(
-                    "request",
-                    extra={
-                        "method": scope["method"],
-                        "route": route,
-                        "status": status,
-                        "latency_ms": round(elapsed * 1000, 3),
-                        "request_id": request_id,
-                        "client": scope["authgate.client"],
-                    },
+            method = scope["method"]
+            counter = self._counters.get((route, method, status))
+            if counter is None:
+                counter = self._metrics.requests.labels(route, method, str(status))
+                self._counters[(route, method, status)] = counter
+            counter.inc()
+            histogram = self._histograms.get(route)
+            if histogram is None:
+                histogram = self._histograms[route] = self._metrics.latency.labels(route)
+            histogram.observe(elapsed)
+            if self._access is not None:
+                self._access.write(
+                    method, route, status, elapsed * 1000, request_id, scope["authgate.client"]
                 )
