@@ -15,11 +15,16 @@ run: $(SYNCED)  ## serve authgate on http://127.0.0.1:8080 with the embedded SQL
 
 test: lint  ## lint, type-check and run the whole test suite
 	$(BIN)/pytest
+	@echo "Again with encrypted access tokens (SQLite, in-process):"
+	AUTHGATE_TEST_ENCRYPT_TOKENS=1 AUTHGATE_TEST_POSTGRES_URL= AUTHGATE_TEST_MYSQL_URL= \
+		AUTHGATE_TEST_REDIS_URL= $(BIN)/pytest -q --ignore=tests/test_server.py \
+		--ignore=tests/test_bench_smoke.py
 
 lint: $(SYNCED)
-	$(BIN)/ruff format --check src tests examples
-	$(BIN)/ruff check src tests examples
+	$(BIN)/ruff format --check src tests examples benchmarks
+	$(BIN)/ruff check src tests examples benchmarks
 	$(BIN)/mypy
+	$(BIN)/mypy benchmarks
 
 fmt: $(SYNCED)
 	$(BIN)/ruff format src tests examples
@@ -31,6 +36,12 @@ example: $(SYNCED)  ## authgate with EdDSA keys on :8080, and site B trusting it
 	AUTHGATE_DATA_DIR=data/example AUTHGATE_SIGNING_ALGORITHM=EdDSA $(BIN)/authgate serve & \
 		authgate=$$!; trap 'kill $$authgate' EXIT INT TERM; \
 		$(BIN)/python examples/site_b.py
+
+BENCH_WORKERS ?= 1 2
+BENCH_ARGS ?=
+.PHONY: bench
+bench: $(SYNCED)  ## load-test authgate against a bare Starlette app (PostgreSQL too when AUTHGATE_TEST_POSTGRES_URL is set)
+	$(BIN)/python benchmarks/run.py --workers $(BENCH_WORKERS) $(BENCH_ARGS)
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \

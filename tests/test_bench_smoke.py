@@ -51,8 +51,10 @@ def test_the_quick_benchmark_runs_every_scenario_and_reports_every_target(
     env = {name: value for name, value in os.environ.items() if not name.startswith("AUTHGATE_")}
     postgres = os.environ.get("AUTHGATE_TEST_POSTGRES_URL", "")
     done = subprocess.run(
-        [sys.executable, "benchmarks/run.py", "--quick", "--markdown", str(markdown)]
-        + ["--postgres-url", postgres],
+        [
+            *(sys.executable, "benchmarks/run.py", "--quick"),
+            *("--markdown", str(markdown), "--postgres-url", postgres),
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -1,0 +1,1 @@
+-- A fixed GET (path and headers from the command line): nothing to add.
