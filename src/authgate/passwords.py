@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable
 
@@ -38,6 +40,7 @@ class PasswordHasher:
         return await anyio.to_thread.run_sync(self._timed_hash, password, limiter=self._limiter)
 
     def _timed_hash(self, password: str) -> str:
+        _lower_priority()
         started = time.perf_counter()
         try:
             return self._argon2.hash(password)
@@ -55,6 +58,7 @@ class PasswordHasher:
         return self._argon2.check_needs_rehash(password_hash)
 
     def _check(self, password_hash: str, password: str) -> bool:
+        _lower_priority()
         started = time.perf_counter()
         try:
             return self._argon2.verify(password_hash, password)
@@ -63,3 +67,17 @@ class PasswordHasher:
         finally:
             if self.observe is not None:
                 self.observe(time.perf_counter() - started)
+
+
+_niced = threading.local()
+
+
+def _lower_priority() -> None:
+    """Hash threads yield the cores to the event loop: a burst of sign-ins then delays other
+    sign-ins, not every other request (measured in docs/benchmarks.md). Linux only; once
+    per thread."""
+    if getattr(_niced, "done", False):
+        return
+    _niced.done = True
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)

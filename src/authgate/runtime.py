@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -62,7 +63,9 @@ async def build_service(
         memory_kib=settings.argon2_memory_kib,
         time_cost=settings.argon2_time_cost,
         parallelism=settings.argon2_parallelism,
-        concurrency=settings.hash_concurrency,
+        # Several workers share the cores: by default they split them, rather than each
+        # running a hash per core (which only queues threads; see docs/benchmarks.md).
+        concurrency=settings.hash_concurrency or max(1, (os.cpu_count() or 1) // settings.workers),
     )
     tokens = TokenCodec(
         ring,

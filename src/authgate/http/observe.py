@@ -4,9 +4,10 @@ trusted proxies, one JSON log record per request, and the HTTP metrics."""
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -64,6 +65,9 @@ class Observe:
         self.app = app
         self._templates = templates
         self._access = AccessLog() if access_log else None
+        # A random per-process prefix and a counter: unique, and cheaper than uuid4.
+        self._prefix = secrets.token_hex(8)
+        self._issued = itertools.count()
         # Label lookups cost more than the increments: keep each child once.
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._histograms: dict[str, Any] = {}
@@ -77,7 +81,7 @@ class Observe:
         started = time.perf_counter()
         headers = {k: v for k, v in scope["headers"] if k in (b"x-request-id", b"x-forwarded-for")}
         offered = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+        request_id = offered if _REQUEST_ID.fullmatch(offered) else self._new_request_id()
         peer = scope["client"][0] if scope.get("client") else ""
         forwarded = headers.get(b"x-forwarded-for")
         scope["authgate.client"] = client_address(
@@ -115,3 +119,6 @@ class Observe:
                 self._access.write(
                     method, route, status, elapsed * 1000, request_id, scope["authgate.client"]
                 )
+
+    def _new_request_id(self) -> str:
+        return f"{self._prefix}{next(self._issued):016x}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -135,6 +137,9 @@ class Database:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # SQLite has one writer: queue this process's writers here, where waiting is cheap,
+        # instead of in SQLite's busy loop (which sleeps between retries and times out).
+        self._writers = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
     def connect(cls, url: str, *, pool_size: int = 10, timeout_seconds: int = 3) -> Database:
@@ -150,7 +155,12 @@ class Database:
 
         ``read_only`` promises no writes, so SQLite need not take its write lock.
         """
-        async with unavailable_as_error(), self.engine.connect() as connection:
+        queue = self._writers if self._writers is not None and not read_only else None
+        async with (
+            queue or contextlib.nullcontext(),
+            unavailable_as_error(),
+            self.engine.connect() as connection,
+        ):
             if read_only:
                 await connection.execution_options(**{READ_ONLY: True})
             async with connection.begin():
