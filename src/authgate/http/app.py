@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Route, Router
+from starlette.types import Receive, Scope, Send
 
 from authgate.config import Settings
 from authgate.errors import AuthError
@@ -26,6 +29,33 @@ from authgate.runtime import running_service
 from authgate.service import AuthService
 
 ROUTES = [*routes, *account_routes, *admin_routes, *operations_routes]
+
+
+class StaticFirstRouter(Router):
+    """Starlette's router tries every route in turn; most requests are for a path without
+    parameters, found here with one dict lookup. Everything else (path parameters, 404s,
+    405s, lifespan) goes the usual way."""
+
+    def __init__(self, routes: list[Route], **kwargs: Any) -> None:
+        super().__init__(routes=list(routes), **kwargs)
+        self._static = {
+            (route.path, method): route
+            for route in routes
+            if "{" not in route.path
+            for method in route.methods or ()
+        }
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            route = self._static.get((scope["path"], scope["method"]))
+            if route is not None:
+                scope["router"] = self
+                scope["route"] = route
+                scope["endpoint"] = route.endpoint
+                scope["path_params"] = {}
+                await route.app(scope, receive, send)
+                return
+        await super().app(scope, receive, send)
 
 
 def _starlette(settings: Settings, lifespan: object = None) -> Starlette:
@@ -69,6 +99,7 @@ def _starlette(settings: Settings, lifespan: object = None) -> Starlette:
         },
         lifespan=lifespan,  # type: ignore[arg-type]
     )
+    app.router = StaticFirstRouter(ROUTES, lifespan=lifespan)
     app.state.max_body_bytes = settings.max_body_bytes
     app.state.settings = settings
     app.state.metrics = metrics
