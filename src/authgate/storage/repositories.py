@@ -41,10 +41,8 @@ _USER_COLUMNS = (
 )
 
 
-def _users_from_rows(
-    rows: Sequence[sa.Row[tuple[int, str, str, str, bool, int | None]]],
-) -> list[User]:
-    grouped: dict[int, tuple[sa.Row[tuple[int, str, str, str, bool, int | None]], set[Role]]] = {}
+def _users_from_rows(rows: Sequence[Any]) -> list[User]:
+    grouped: dict[int, tuple[Any, set[Role]]] = {}
     for row in rows:
         entry = grouped.setdefault(row.id, (row, set()))
         if row.role_id is not None:
@@ -62,6 +60,40 @@ def _users_from_rows(
     ]
 
 
+# The refresh path's statements, built once: constructing them per call cost more Python
+# time than the database spent on them (docs/benchmarks.md).
+_USER_BY_ID = (
+    sa.select(*_USER_COLUMNS)
+    .select_from(users.outerjoin(user_roles))
+    .where(users.c.id == sa.bindparam("user_id"))
+    .order_by(users.c.id)
+)
+_TOUCH_SESSION = (
+    sessions.update()
+    .where(sessions.c.id == sa.bindparam("session_id"))
+    .values(last_used_at=sa.bindparam("now"))
+)
+_FIND_REFRESH = (
+    sa.select(
+        refresh_tokens.c.id,
+        refresh_tokens.c.session_id,
+        sessions.c.user_id,
+        refresh_tokens.c.expires_at,
+        refresh_tokens.c.used_at,
+        sessions.c.expires_at.label("session_expires_at"),
+        sessions.c.created_at.label("session_created_at"),
+        sessions.c.revoked_at,
+    )
+    .select_from(refresh_tokens.join(sessions))
+    .where(refresh_tokens.c.token_hash == sa.bindparam("token_hash"))
+)
+_SPEND_REFRESH = (
+    refresh_tokens.update()
+    .where(refresh_tokens.c.id == sa.bindparam("token_id"), refresh_tokens.c.used_at.is_(None))
+    .values(used_at=sa.bindparam("now"), sealed_token=None)
+)
+
+
 class Users:
     def __init__(self, connection: AsyncConnection) -> None:
         self._c = connection
@@ -77,7 +109,7 @@ class Users:
         return found[0] if found else None
 
     async def get(self, user_id: int) -> User | None:
-        rows = (await self._c.execute(self._select().where(users.c.id == user_id))).all()
+        rows = (await self._c.execute(_USER_BY_ID, {"user_id": user_id})).all()
         found = _users_from_rows(rows)
         return found[0] if found else None
 
@@ -211,9 +243,7 @@ class Sessions:
         return int((await self._c.execute(query)).scalar_one())
 
     async def touch(self, session_id: str, *, now: int) -> None:
-        await self._c.execute(
-            sessions.update().where(sessions.c.id == session_id).values(last_used_at=now)
-        )
+        await self._c.execute(_TOUCH_SESSION, {"session_id": session_id, "now": now})
 
     async def get(self, session_id: str) -> SessionInfo | None:
         row = (
@@ -330,21 +360,7 @@ class RefreshTokens:
         )
 
     async def find(self, token_hash: str) -> RefreshRecord | None:
-        query = (
-            sa.select(
-                refresh_tokens.c.id,
-                refresh_tokens.c.session_id,
-                sessions.c.user_id,
-                refresh_tokens.c.expires_at,
-                refresh_tokens.c.used_at,
-                sessions.c.expires_at.label("session_expires_at"),
-                sessions.c.created_at.label("session_created_at"),
-                sessions.c.revoked_at,
-            )
-            .select_from(refresh_tokens.join(sessions))
-            .where(refresh_tokens.c.token_hash == token_hash)
-        )
-        row = (await self._c.execute(query)).first()
+        row = (await self._c.execute(_FIND_REFRESH, {"token_hash": token_hash})).first()
         if row is None:
             return None
         return RefreshRecord(
@@ -360,11 +376,7 @@ class RefreshTokens:
 
     async def spend(self, token_id: int, *, now: int) -> bool:
         """Mark the token used; False if someone else already did (one atomic statement)."""
-        result = await self._c.execute(
-            refresh_tokens.update()
-            .where(refresh_tokens.c.id == token_id, refresh_tokens.c.used_at.is_(None))
-            .values(used_at=now, sealed_token=None)
-        )
+        result = await self._c.execute(_SPEND_REFRESH, {"token_id": token_id, "now": now})
         return result.rowcount == 1
 
     async def delete(self, token_id: int) -> None:
