@@ -32,9 +32,29 @@ async def revoke_sessions(
     """Revoke every live session of a user (but ``keep``), in the database and in memory."""
     ids = [s.id for s in await tx.sessions.live_of_user(user_id, now=now) if s.id != keep]
     for session_id in ids:
-        revoked.add(session_id, now)
-        await tx.sessions.revoke(session_id, now=now)
+        await revoke_session(tx, revoked, session_id, now)
     return ids
+
+
+async def revoke_session(
+    tx: Transaction, revoked: RevokedSessions, session_id: str, now: int
+) -> bool:
+    """The one way a session ends: in the database and, at once, in this process's memory
+    (and so, through the bus, in the others'). Memory first is harmless if the transaction
+    rolls back: only the access tokens of a session its owner was ending are refused.
+    False if it was revoked already."""
+    revoked.add(session_id, now)
+    return await tx.sessions.revoke(session_id, now=now)
+
+
+async def revoke_owned_session(
+    tx: Transaction, revoked: RevokedSessions, session_id: str, user_id: int, now: int
+) -> None:
+    """Revoke ``user_id``'s live session; anyone else's, or none, is "not found" alike."""
+    found = await tx.sessions.get(session_id)
+    if found is None or found.user_id != user_id or found.revoked_at is not None:
+        raise SessionNotFoundError()
+    await revoke_session(tx, revoked, session_id, now)
 
 
 async def apply_roles(
@@ -79,19 +99,14 @@ class Accounts:
         """Revoke one of the caller's sessions; someone else's is "not found", like none."""
         now = int(self._clock())
         async with self._database.transaction() as tx:
-            found = await tx.sessions.get(session_id)
-            if found is None or found.user_id != claims.user_id or found.revoked_at is not None:
-                raise SessionNotFoundError()
-            self._revoked.add(session_id, now)
-            await tx.sessions.revoke(session_id, now=now)
+            await revoke_owned_session(tx, self._revoked, session_id, claims.user_id, now)
         _event("session.revoked", claims.user_id)
 
     async def sign_out(self, claims: AccessClaims) -> None:
         """End the session the access token belongs to."""
         now = int(self._clock())
         async with self._database.transaction() as tx:
-            self._revoked.add(claims.session_id, now)
-            await tx.sessions.revoke(claims.session_id, now=now)
+            await revoke_session(tx, self._revoked, claims.session_id, now)
         _event("session.revoked", claims.user_id)
 
     async def sign_out_everywhere(self, claims: AccessClaims, current_password: str | None) -> int:

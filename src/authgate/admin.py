@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from authgate.accounts import apply_roles, revoke_sessions
-from authgate.errors import RoleRequiredError, SessionNotFoundError, UserNotFoundError
+from authgate.accounts import apply_roles, revoke_owned_session, revoke_sessions
+from authgate.errors import RoleRequiredError, UserNotFoundError
 from authgate.models import AccessClaims, AuditEntry, Clock, Role, SessionInfo, User
 from authgate.policy import parse_roles
 from authgate.revocations import RevokedSessions
@@ -88,11 +88,7 @@ class Admin:
         now = int(self._clock())
         async with self._database.transaction() as tx:
             await self._audit(tx, actor, client, "sessions.revoke", user_id, session_id)
-            found = await tx.sessions.get(session_id)
-            if found is None or found.user_id != user_id or found.revoked_at is not None:
-                raise SessionNotFoundError()
-            self._revoked.add(session_id, now)
-            await tx.sessions.revoke(session_id, now=now)
+            await revoke_owned_session(tx, self._revoked, session_id, user_id, now)
 
     async def audit_log(
         self, actor: AccessClaims, client: str, *, limit: int = 100, before_id: int | None = None

@@ -7,7 +7,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 
-from authgate.accounts import Accounts, apply_roles, revoke_sessions
+from authgate.accounts import Accounts, apply_roles, revoke_session, revoke_sessions
 from authgate.admin import Admin
 from authgate.errors import (
     AuthError,
@@ -94,8 +94,7 @@ class AuthService:
         new_secret: Callable[[], str] = lambda: secrets.token_urlsafe(32),
     ) -> None:
         self.database = database
-        self._hasher = hasher
-        self.hasher = hasher
+        self.hasher = hasher  # public: the HTTP layer wires its timing into the metrics
         self._tokens = tokens
         self.keys = keys
         self._throttle = throttle
@@ -160,7 +159,7 @@ class AuthService:
                 raise UsernameTakenError()
             if await tx.users.email_key_exists(address_key):
                 raise EmailTakenError()
-        password_hash = await self._hasher.hash(secret)
+        password_hash = await self.hasher.hash(secret)
         async with self.database.transaction() as tx:
             user_id = await tx.users.insert(
                 NewUser(username=name, email=address, password_hash=password_hash, roles=wanted),
@@ -193,16 +192,14 @@ class AuthService:
         if user is not None and not user.enabled:
             user = None
         secret = normalize_password(password)
-        if not await self._hasher.verify(user.password_hash if user else None, secret):
+        if not await self.hasher.verify(user.password_hash if user else None, secret):
             security_log.warning("sign_in.failed", extra={"event": "sign_in.failed"})
             await self._throttle.sign_in_failed(account)
             raise InvalidCredentialsError()
         if user is None:  # pragma: no cover - verify() is False without a hash
             raise InvalidCredentialsError()
         upgraded = (
-            await self._hasher.hash(secret)
-            if self._hasher.needs_rehash(user.password_hash)
-            else None
+            await self.hasher.hash(secret) if self.hasher.needs_rehash(user.password_hash) else None
         )
 
         now = int(self._clock())
@@ -340,13 +337,7 @@ class AuthService:
     # -- revocation ----------------------------------------------------------
 
     async def _revoke(self, tx: Transaction, session_id: str, now: int) -> bool:
-        """Revoke in the database and, at once, in this process's memory.
-
-        Memory first is harmless if the transaction rolls back: a session whose revocation
-        failed is one its owner was ending anyway, and only its access tokens are refused.
-        """
-        self.revoked.add(session_id, now)
-        return await tx.sessions.revoke(session_id, now=now)
+        return await revoke_session(tx, self.revoked, session_id, now)
 
     async def sync_revocations(self) -> None:
         """Learn the revocations other processes committed (called periodically)."""
