@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from authgate.config import Settings
 from authgate.errors import ConfigurationError
 from authgate.http.app import build_app
 from authgate.http.observe import client_address, parse_networks
+from authgate.logs import AccessLog
 from authgate.runtime import build_service
 from authgate.service import AuthService
 from authgate.storage import Database
@@ -107,13 +109,15 @@ async def test_request_ids_are_kept_or_made(client: httpx.AsyncClient) -> None:
 
 
 async def test_one_json_access_record_per_request_without_secrets(
-    client: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
+    app: Starlette, client: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
     signed = await signed_in(client)
+    app.state.access_log.flush()
     capsys.readouterr()
     await client.get(
         "/api/test/user", headers={**legacy(signed["accessToken"]), "X-Request-ID": "r-1"}
     )
+    app.state.access_log.flush()
     lines = [line for line in capsys.readouterr().err.splitlines() if '"authgate.access"' in line]
     assert len(lines) == 1
     entry = json.loads(lines[0])
@@ -125,6 +129,21 @@ async def test_one_json_access_record_per_request_without_secrets(
     assert entry["latency_ms"] >= 0
     assert signed["accessToken"] not in lines[0]
     assert PASSWORD not in lines[0]
+
+
+def test_access_lines_are_written_in_batches(capsys: pytest.CaptureFixture[str]) -> None:
+    log = AccessLog()
+    for n in range(AccessLog.BATCH_LINES - 1):
+        log.write("GET", "/api/test/all", 200, 0.1, f"r-{n}", "127.0.0.1")
+    assert capsys.readouterr().err == ""  # queued: one write per batch, not per request
+    log.write("GET", "/api/test/all", 200, 0.1, "last", '"odd"\nclient')
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == AccessLog.BATCH_LINES
+    assert [json.loads(line)["request_id"] for line in lines[:2]] == ["r-0", "r-1"]
+    assert json.loads(lines[-1])["client"] == '"odd"\nclient'  # escaped: one line, no forgery
+    log.write("GET", "/api/test/all", 200, 0.1, "after", "127.0.0.1")
+    log.flush()
+    assert json.loads(capsys.readouterr().err)["request_id"] == "after"
 
 
 def test_forwarded_addresses_are_believed_only_from_trusted_proxies() -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from authgate.http.observe import FLUSH_SECONDS
 from tests.conftest import PASSWORD
 
 START_TIMEOUT_SECONDS = 30.0
@@ -716,9 +717,12 @@ def test_metrics_add_up_across_two_workers(migrated: Path, servers: Servers) -> 
             assert client.get("/api/test/all").status_code == 200
         assert client.get("/healthz").json() == {"status": "ok"}
         assert client.get("/readyz").json()["status"] == "ready"
-        text = client.get("/metrics").text
-    # 40, and the one with which Servers.start saw the server was ready.
-    line = 'authgate_http_requests_total{method="GET",route="/api/test/all",status="200"} 41.0'
+        # 40, and the one with which Servers.start saw the server was ready. Each worker
+        # adds its tally to the shared files at least every FLUSH_SECONDS.
+        line = 'authgate_http_requests_total{method="GET",route="/api/test/all",status="200"} 41.0'
+        deadline = time.monotonic() + 10 * FLUSH_SECONDS
+        while line not in (text := client.get("/metrics").text) and time.monotonic() < deadline:
+            time.sleep(FLUSH_SECONDS / 5)
     assert line in text, text[:2000]
 
 

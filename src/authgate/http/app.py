@@ -18,17 +18,18 @@ from authgate.config import Settings
 from authgate.errors import AuthError
 from authgate.http.account_routes import account_routes
 from authgate.http.admin_routes import admin_routes
+from authgate.http.content import content_routes
 from authgate.http.headers import SecurityHeaders
 from authgate.http.observe import Observe, parse_networks
 from authgate.http.operations import operations_routes
 from authgate.http.problems import handle_auth_error, handle_http_exception, handle_unexpected
 from authgate.http.routes import routes
-from authgate.logs import configure_logging
+from authgate.logs import AccessLog, configure_logging
 from authgate.metrics import EventCounter, Metrics
 from authgate.runtime import running_service
 from authgate.service import AuthService
 
-ROUTES = [*routes, *account_routes, *admin_routes, *operations_routes]
+ROUTES = [*routes, *content_routes, *account_routes, *admin_routes, *operations_routes]
 
 
 class StaticFirstRouter(Router):
@@ -60,12 +61,13 @@ class StaticFirstRouter(Router):
 
 def _starlette(settings: Settings, lifespan: object = None) -> Starlette:
     metrics = Metrics()
+    access_log = AccessLog() if settings.access_log else None
     middleware = [
         Middleware(
             Observe,
             metrics=metrics,
             trusted_proxies=parse_networks(settings.trusted_proxies),
-            access_log=settings.access_log,
+            access_log=access_log,
             templates={route.endpoint: route.path for route in ROUTES},
         ),
         Middleware(SecurityHeaders, hsts=settings.tls),
@@ -103,6 +105,7 @@ def _starlette(settings: Settings, lifespan: object = None) -> Starlette:
     app.state.max_body_bytes = settings.max_body_bytes
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.access_log = access_log
     return app
 
 

@@ -3,13 +3,13 @@ trusted proxies, one JSON log record per request, and the HTTP metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import itertools
 import re
 import secrets
 import time
 from collections.abc import Iterable
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,6 +17,8 @@ from authgate.logs import AccessLog
 from authgate.metrics import Metrics
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+#: How stale the access log and this worker's request metrics may be.
+FLUSH_SECONDS = 0.25
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -59,24 +61,26 @@ class Observe:
         *,
         metrics: Metrics,
         trusted_proxies: list[Network],
-        access_log: bool,
+        access_log: AccessLog | None,
         templates: dict[object, str],
     ) -> None:
         self.app = app
         self._templates = templates
-        self._access = AccessLog() if access_log else None
+        self._access = access_log
         # A random per-process prefix and a counter: unique, and cheaper than uuid4.
         self._prefix = secrets.token_hex(8)
         self._issued = itertools.count()
-        # Label lookups cost more than the increments: keep each child once.
-        self._counters: dict[tuple[str, str, int], Any] = {}
-        self._histograms: dict[str, Any] = {}
         self._metrics = metrics
         self._trusted = trusted_proxies
+        self._flush_due = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                if scope["type"] == "lifespan":  # shutting down: nothing may stay queued
+                    self.flush()
             return
         started = time.perf_counter()
         headers = {k: v for k, v in scope["headers"] if k in (b"x-request-id", b"x-forwarded-for")}
@@ -106,19 +110,21 @@ class Observe:
             # The route's template, never the raw path: ids would explode the label set.
             route = self._templates.get(scope.get("endpoint"), "unmatched")
             method = scope["method"]
-            counter = self._counters.get((route, method, status))
-            if counter is None:
-                counter = self._metrics.requests.labels(route, method, str(status))
-                self._counters[(route, method, status)] = counter
-            counter.inc()
-            histogram = self._histograms.get(route)
-            if histogram is None:
-                histogram = self._histograms[route] = self._metrics.latency.labels(route)
-            histogram.observe(elapsed)
+            self._metrics.record_request(route, method, status, elapsed)
             if self._access is not None:
                 self._access.write(
                     method, route, status, elapsed * 1000, request_id, scope["authgate.client"]
                 )
+            if not self._flush_due:
+                self._flush_due = True
+                asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        """Write the queued access lines and add the tallied requests to the metrics."""
+        self._flush_due = False
+        self._metrics.flush()
+        if self._access is not None:
+            self._access.flush()
 
     def _new_request_id(self) -> str:
         return f"{self._prefix}{next(self._issued):016x}"

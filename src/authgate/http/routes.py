@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from authgate.config import Settings
@@ -17,6 +17,7 @@ from authgate.errors import (
     UnsupportedMediaTypeError,
 )
 from authgate.http import cookies
+from authgate.http.content import authenticate_scope
 from authgate.http.openapi import DOCUMENT
 from authgate.http.problems import JSON
 from authgate.http.wire import (
@@ -33,7 +34,7 @@ from authgate.http.wire import (
     encode,
 )
 from authgate.models import AccessClaims, Role
-from authgate.service import AuthService, require_role
+from authgate.service import AuthService
 from authgate.tokens import token_from_headers
 
 T = TypeVar("T")
@@ -55,9 +56,7 @@ def client_address(request: Request) -> str:
 
 def authenticate(request: Request) -> AccessClaims:
     """The caller's claims: a token header, or else (browsers) the access cookie."""
-    headers = request.headers
-    token = token_from_headers(headers.get("x-access-token"), headers.get("authorization"))
-    return service_of(request).authenticate(token or cookies.access_token(request))
+    return authenticate_scope(request.scope)
 
 
 async def read_body(request: Request, kind: type[T]) -> T:
@@ -176,32 +175,6 @@ async def sign_out(request: Request) -> Response:
     return response
 
 
-# -- /api/test ---------------------------------------------------------------
-
-
-def _text(content: str) -> Response:
-    return PlainTextResponse(content)
-
-
-async def public_content(_request: Request) -> Response:
-    return _text("Public Content.")
-
-
-async def user_content(request: Request) -> Response:
-    authenticate(request)
-    return _text("User Content.")
-
-
-async def moderator_content(request: Request) -> Response:
-    require_role(authenticate(request), Role.MODERATOR)
-    return _text("Moderator Content.")
-
-
-async def admin_content(request: Request) -> Response:
-    require_role(authenticate(request), Role.ADMIN)
-    return _text("Admin Content.")
-
-
 async def openapi(_request: Request) -> Response:
     return Response(DOCUMENT, media_type=JSON)
 
@@ -242,8 +215,4 @@ routes = [
     Route("/api/auth/signin", sign_in, methods=["POST"]),
     Route("/api/auth/refreshtoken", refresh, methods=["POST"]),
     Route("/api/auth/signout", sign_out, methods=["POST"]),
-    Route("/api/test/all", public_content, methods=["GET"]),
-    Route("/api/test/user", user_content, methods=["GET"]),
-    Route("/api/test/mod", moderator_content, methods=["GET"]),
-    Route("/api/test/admin", admin_content, methods=["GET"]),
 ]

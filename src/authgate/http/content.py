@@ -1,0 +1,70 @@
+"""The tutorial's content routes, ``/api/test/*``: a fixed text behind an optional role.
+
+They are what a protected request costs, so they are bare ASGI apps: no ``Request`` or
+``Response`` object, one pass over the headers, answers built once. Errors are raised as
+everywhere else and answered by the app's error table.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from authgate.http import cookies
+from authgate.models import AccessClaims, Role
+from authgate.service import AuthService, require_role
+from authgate.tokens import token_from_headers
+
+
+def authenticate_scope(scope: Scope) -> AccessClaims:
+    """The caller's claims: a token header (the first of each name), or else (browsers)
+    the access cookie."""
+    legacy = authorization = None
+    for name, value in scope["headers"]:
+        if name == b"x-access-token":
+            legacy = value.decode("latin-1") if legacy is None else legacy
+        elif name == b"authorization":
+            authorization = value.decode("latin-1") if authorization is None else authorization
+    token = token_from_headers(legacy, authorization)
+    service: AuthService = scope["app"].state.service
+    return service.authenticate(token or cookies.access_token(Request(scope)))
+
+
+class Content:
+    """``GET`` answers ``text``, to anyone or to a signed-in user holding ``role``."""
+
+    def __init__(self, text: str, *, signed_in: bool, role: Role | None = None) -> None:
+        body = text.encode()
+        self._headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"text/plain; charset=utf-8"),
+        ]
+        self._body = {"type": "http.response.body", "body": body}
+        self._signed_in = signed_in
+        self._role = role
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._signed_in:
+            claims = authenticate_scope(scope)
+            if self._role is not None:
+                require_role(claims, self._role)
+        # Fresh dicts and lists: middleware may replace the headers of what it is sent.
+        await send({"type": "http.response.start", "status": 200, "headers": list(self._headers)})
+        await send(dict(self._body))
+
+
+content_routes = [
+    Route("/api/test/all", Content("Public Content.", signed_in=False), methods=["GET"]),
+    Route("/api/test/user", Content("User Content.", signed_in=True), methods=["GET"]),
+    Route(
+        "/api/test/mod",
+        Content("Moderator Content.", signed_in=True, role=Role.MODERATOR),
+        methods=["GET"],
+    ),
+    Route(
+        "/api/test/admin",
+        Content("Admin Content.", signed_in=True, role=Role.ADMIN),
+        methods=["GET"],
+    ),
+]
