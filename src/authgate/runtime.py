@@ -55,7 +55,11 @@ def signing_keys(
 
 
 async def build_service(
-    settings: Settings, database: Database, *, clock: Clock = system_clock
+    settings: Settings,
+    database: Database,
+    *,
+    clock: Clock = system_clock,
+    hash_processes: bool = False,
 ) -> AuthService:
     keys = signing_keys(settings, database, clock=clock)
     ring = KeyRing(await keys.load(), clock=clock)
@@ -66,6 +70,7 @@ async def build_service(
         # Several workers share the cores: by default they split them, rather than each
         # running a hash per core (which only queues threads; see docs/benchmarks.md).
         concurrency=settings.hash_concurrency or max(1, (os.cpu_count() or 1) // settings.workers),
+        processes=hash_processes,
     )
     tokens = TokenCodec(
         ring,
@@ -172,19 +177,21 @@ async def _poll_revocations(service: AuthService, interval_ms: int) -> None:
 
 @asynccontextmanager
 async def running_service(
-    settings: Settings, *, clock: Clock = system_clock, poll_revocations: bool = False
+    settings: Settings, *, clock: Clock = system_clock, serving: bool = False
 ) -> AsyncIterator[AuthService]:
     """A service on an up-to-date schema; refuses to start on an unmigrated database.
 
-    Servers ``poll_revocations`` so that sessions revoked by other processes reach them.
+    A server (``serving``) polls for sessions revoked by other processes, purges, and
+    hashes passwords in its own low-priority processes.
     """
     database = open_database(settings)
     try:
         await ensure_schema(database)
-        service = await build_service(settings, database, clock=clock)
+        service = await build_service(settings, database, clock=clock, hash_processes=serving)
         background: list[asyncio.Task[None]] = []
         try:
-            if poll_revocations:
+            if serving:
+                await service.hasher.start()
                 await service.sync()
                 background.append(
                     asyncio.create_task(

@@ -112,8 +112,10 @@ class AuthService:
         self._new_secret = new_secret
 
     async def aclose(self) -> None:
-        """Release what the service holds beyond the database (the throttle's Redis pool)."""
+        """Release what the service holds beyond the database: the throttle's Redis pool and
+        the hash processes."""
         await self._throttle.aclose()
+        await self.hasher.aclose()
 
     # -- access tokens -------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -135,8 +136,13 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with running_service(settings, poll_revocations=True) as service:
+        async with running_service(settings, serving=True) as service:
             _attach(app, service)
+            # Everything built so far lives as long as the worker: keep it out of the
+            # collector's way, so a full collection walks only what requests allocate
+            # (a full pass over the start-up heap took about 90 ms; docs/benchmarks.md).
+            gc.collect()
+            gc.freeze()
             yield
 
     return _starlette(settings, lifespan)
