@@ -83,6 +83,10 @@ def ring_lookup(ring: KeyRing) -> KeyLookup:
     return lookup
 
 
+#: Typed and strict: a claim of the wrong JSON type is refused, not coerced.
+_CLAIMS = msgspec.json.Decoder(_Claims)
+
+
 class TokenVerifier:
     """Strict verification of access tokens for one issuer and audience."""
 
@@ -132,7 +136,8 @@ class TokenVerifier:
         if not _JWS_COMPACT.fullmatch(raw):
             raise InvalidTokenError()
         try:
-            header = jws.extract_compact(raw).headers()
+            signed = jws.extract_compact(raw)  # parsed once: header, payload, signature
+            header = signed.headers()
         except (JoseError, ValueError, TypeError):
             raise InvalidTokenError() from None
         if set(header) - _ALLOWED_HEADER or header.get("typ") != TOKEN_TYPE:
@@ -146,9 +151,10 @@ class TokenVerifier:
         ):
             raise InvalidTokenError()
         try:
-            decoded = jwt.decode(raw, key.key, algorithms=[key.algorithm])
-            claims = msgspec.convert(decoded.claims, _Claims)
-        except (JoseError, ValueError, TypeError, msgspec.ValidationError):
+            if not jws.validate_compact(signed, key.key, algorithms=[key.algorithm]):
+                raise InvalidTokenError()
+            claims = _CLAIMS.decode(signed.payload)
+        except (JoseError, ValueError, TypeError, msgspec.DecodeError):
             raise InvalidTokenError() from None
         if claims.iss != self._issuer or claims.aud != self._audience or not claims.sub.isdecimal():
             raise InvalidTokenError()
