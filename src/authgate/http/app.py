@@ -9,21 +9,19 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, Router
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authgate.config import Settings
-from authgate.errors import AuthError
 from authgate.http.account_routes import account_routes
 from authgate.http.admin_routes import admin_routes
 from authgate.http.content import content_routes
-from authgate.http.headers import SecurityHeaders
+from authgate.http.headers import ResponseHeaders
 from authgate.http.observe import Observe, parse_networks
 from authgate.http.operations import operations_routes
-from authgate.http.problems import handle_auth_error, handle_http_exception, handle_unexpected
+from authgate.http.problems import Problems
 from authgate.http.routes import routes
 from authgate.logs import AccessLog, configure_logging
 from authgate.metrics import EventCounter, Metrics
@@ -60,6 +58,17 @@ class StaticFirstRouter(Router):
         await super().app(scope, receive, send)
 
 
+class _App(Starlette):
+    """Starlette, with the error table (``Problems``) in place of its two exception
+    middlewares: our middleware, then ``Problems``, then the router."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app: ASGIApp = Problems(self.router)
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return app
+
+
 def _starlette(settings: Settings, lifespan: object = None) -> Starlette:
     metrics = Metrics()
     access_log = AccessLog() if settings.access_log else None
@@ -70,8 +79,8 @@ def _starlette(settings: Settings, lifespan: object = None) -> Starlette:
             trusted_proxies=parse_networks(settings.trusted_proxies),
             access_log=access_log,
             templates={route.endpoint: route.path for route in ROUTES},
+            headers=ResponseHeaders(hsts=settings.tls),
         ),
-        Middleware(SecurityHeaders, hsts=settings.tls),
     ]
     if settings.cors_origins:
         middleware.append(
@@ -92,14 +101,9 @@ def _starlette(settings: Settings, lifespan: object = None) -> Starlette:
             )
         )
     _count_events(metrics)
-    app = Starlette(
+    app = _App(
         routes=ROUTES,
         middleware=middleware,
-        exception_handlers={
-            AuthError: handle_auth_error,
-            HTTPException: handle_http_exception,
-            Exception: handle_unexpected,
-        },
         lifespan=lifespan,  # type: ignore[arg-type]
     )
     app.router = StaticFirstRouter(ROUTES, lifespan=lifespan)

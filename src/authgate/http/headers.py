@@ -1,8 +1,10 @@
-"""Security headers on every response, as a plain ASGI middleware (no per-request objects)."""
+"""The headers every answer carries, built once; ``Observe`` applies them as it sends."""
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from collections.abc import Iterable
+
+Headers = list[tuple[bytes, bytes]]
 
 _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -17,24 +19,23 @@ _HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 _REPLACED = {name for name, _ in _SECURITY_HEADERS} | {b"server", b"x-powered-by"}
 
 
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
-        self.app = app
+class ResponseHeaders:
+    def __init__(self, *, hsts: bool = False) -> None:
         # Only where clients reach us over TLS; over plain HTTP it would be meaningless.
         self._always = _SECURITY_HEADERS + ([_HSTS] if hsts else [])
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [
-                    (k, v) for k, v in message.get("headers", ()) if k.lower() not in _REPLACED
-                ]
-                cached = any(k.lower() == b"cache-control" for k, _ in headers)
-                message["headers"] = headers + self._always + ([] if cached else _NO_STORE)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+    def apply(self, headers: Iterable[tuple[bytes, bytes]], request_id: bytes) -> Headers:
+        """A route's headers, less any it may not set, plus ours and the request id."""
+        kept: Headers = []
+        cached = False
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered in _REPLACED:
+                continue
+            cached = cached or lowered == b"cache-control"
+            kept.append((lowered, value))
+        kept += self._always
+        if not cached:
+            kept += _NO_STORE
+        kept.append((b"x-request-id", request_id))
+        return kept

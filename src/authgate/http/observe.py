@@ -1,5 +1,6 @@
-"""One ASGI middleware for what operators watch: request ids, the client address behind
-trusted proxies, one JSON log record per request, and the HTTP metrics."""
+"""One ASGI middleware for what every request gets at the edge: a request id, the client
+address behind trusted proxies, the response headers (``headers.py``), one JSON log record
+and the HTTP metrics. One middleware, so one ``send`` wrapper per request."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from authgate.http.headers import ResponseHeaders
 from authgate.logs import AccessLog
 from authgate.metrics import Metrics
 
@@ -63,8 +65,10 @@ class Observe:
         trusted_proxies: list[Network],
         access_log: AccessLog | None,
         templates: dict[object, str],
+        headers: ResponseHeaders,
     ) -> None:
         self.app = app
+        self._headers = headers
         self._templates = templates
         self._access = access_log
         # A random per-process prefix and a counter: unique, and cheaper than uuid4.
@@ -97,10 +101,9 @@ class Observe:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", ()),
-                    (b"x-request-id", request_id.encode()),
-                ]
+                message["headers"] = self._headers.apply(
+                    message.get("headers", ()), request_id.encode()
+                )
             await send(message)
 
         try:

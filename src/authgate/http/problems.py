@@ -1,10 +1,10 @@
-"""The one table from error classes to HTTP answers, registered once on the app."""
+"""The one table from error classes to HTTP answers, and the middleware that applies it."""
 
 from __future__ import annotations
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authgate.errors import (
     AuthError,
@@ -69,16 +69,8 @@ def error_response(error: AuthError) -> Response:
     return Response(encode(body), status_code=status, headers=headers, media_type=JSON)
 
 
-async def handle_auth_error(_request: Request, error: Exception) -> Response:
-    if not isinstance(error, AuthError):  # pragma: no cover - registered for AuthError only
-        raise error
-    return error_response(error)
-
-
-async def handle_http_exception(_request: Request, error: Exception) -> Response:
+def http_error_response(error: HTTPException) -> Response:
     """Starlette's own 404/405 and friends, as JSON."""
-    if not isinstance(error, HTTPException):  # pragma: no cover - registered for it only
-        raise error
     return Response(
         encode({"message": error.detail}),
         status_code=error.status_code,
@@ -87,6 +79,43 @@ async def handle_http_exception(_request: Request, error: Exception) -> Response
     )
 
 
-async def handle_unexpected(_request: Request, _error: Exception) -> Response:
+def unexpected_response() -> Response:
     """Last resort: never a stack trace or library text on the wire."""
     return Response(encode({"message": "Internal server error."}), status_code=500, media_type=JSON)
+
+
+class Problems:
+    """The table above as middleware, innermost: what a route raises becomes its answer.
+
+    It stands in for Starlette's two exception middlewares, which build a ``Request`` and
+    wrap ``send`` twice on every request, errors or not (docs/benchmarks.md). Like them, it
+    answers an unexpected error with a bare 500 and raises it again for the server to log,
+    and it cannot answer once a response has started.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracked)
+        except Exception as error:
+            if started:
+                raise
+            if isinstance(error, AuthError):
+                await error_response(error)(scope, receive, send)
+            elif isinstance(error, HTTPException):
+                await http_error_response(error)(scope, receive, send)
+            else:
+                await unexpected_response()(scope, receive, send)
+                raise
