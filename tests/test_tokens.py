@@ -216,3 +216,19 @@ def test_duplicate_claims_are_read_from_the_verified_result_only(tokens: TokenCo
     body = json.dumps(claims())[:-1] + ', "sub": "2"}'
     value = sign({"alg": "HS256", "typ": "at+jwt"}, body.encode())
     assert tokens.verify(value).subject == "2"
+
+
+def test_a_signature_spelled_with_its_unused_bits_set_is_refused(tokens: TokenCodec) -> None:
+    """A 32-byte HMAC is 43 base64url characters: the last one carries two unused bits.
+    Setting them changes no byte of the signature, but would give the token a second
+    spelling (and a second cache entry)."""
+    genuine = token()
+    assert tokens.verify(genuine)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(genuine[-1])
+    respelled = genuine[:-1] + alphabet[last ^ 0b01]
+    assert base64.urlsafe_b64decode(respelled.rpartition(".")[2] + "=") == base64.urlsafe_b64decode(
+        genuine.rpartition(".")[2] + "="
+    )  # the same signature bytes
+    with pytest.raises(InvalidTokenError):
+        tokens.verify(respelled)
