@@ -239,18 +239,37 @@ class AuthService:
         if not refresh_token or len(refresh_token) > _MAX_REFRESH_TOKEN:
             raise InvalidRefreshTokenError()
         now = int(self._clock())
+        token_hash = _digest(refresh_token)
         successor = self._new_secret() if self._rotation else refresh_token
+        if self._rotation:
+            # The common case in as few round trips as the database allows. Anything else
+            # wrote nothing there, and is classified in full below, in its own transaction.
+            rotated = await self.database.rotate_refresh_token(
+                token_hash,
+                _digest(successor),
+                now=now,
+                idle_until=now + self._refresh_idle,
+                sealed_token=self._sealed(successor),
+            )
+            if rotated is not None:
+                return self._pair(*rotated, successor)
         async with self.database.transaction() as tx:
-            record = await tx.refresh_tokens.find(_digest(refresh_token))
+            record = await tx.refresh_tokens.find(token_hash)
             outcome = await self._spend(tx, record, successor, now)
         # Raised only after the commit: a revocation or a clean-up must persist.
         if isinstance(outcome, AuthError):
             raise outcome
-        user, record, successor = outcome
+        return self._pair(*outcome)
+
+    def _pair(self, user: User, record: RefreshRecord, successor: str) -> TokenPair:
         access = self._tokens.issue(
             user.id, user.roles, record.session_id, auth_time=record.session_created_at
         )
         return TokenPair(access, successor)
+
+    def _sealed(self, successor: str) -> str | None:
+        """The successor sealed for the grace window, when there is one."""
+        return seal_bytes(successor.encode(), self._grace_key) if self._grace_key else None
 
     async def _spend(
         self, tx: Transaction, record: RefreshRecord | None, successor: str, now: int
@@ -286,9 +305,7 @@ class AuthService:
                 parent_id=record.id,
                 now=now,
                 expires_at=expires_at,
-                sealed_token=(
-                    seal_bytes(successor.encode(), self._grace_key) if self._grace_key else None
-                ),
+                sealed_token=self._sealed(successor),
             )
         else:
             await tx.refresh_tokens.extend(record.id, expires_at=expires_at)

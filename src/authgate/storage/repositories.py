@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -92,6 +92,120 @@ _SPEND_REFRESH = (
     .where(refresh_tokens.c.id == sa.bindparam("token_id"), refresh_tokens.c.used_at.is_(None))
     .values(used_at=sa.bindparam("now"), sealed_token=None)
 )
+
+# -- the common case of a refresh ------------------------------------------------------------
+# The token unspent and unexpired, its session unrevoked, its owner enabled: one condition
+# for every backend. Anything else is classified in full by the detailed path (``find``,
+# ``spend``, ``Users.get``), which knows what went wrong.
+_NOW = sa.bindparam("now", type_=sa.BigInteger)
+_LIVE = (
+    refresh_tokens.c.token_hash == sa.bindparam("presented_hash"),
+    refresh_tokens.c.used_at.is_(None),
+    refresh_tokens.c.expires_at > _NOW,
+    sessions.c.revoked_at.is_(None),
+    users.c.enabled,
+)
+_ROTATED_COLUMNS = (
+    refresh_tokens.c.id,
+    refresh_tokens.c.session_id,
+    refresh_tokens.c.expires_at,
+    sessions.c.user_id,
+    sessions.c.created_at.label("session_created_at"),
+    sessions.c.expires_at.label("session_expires_at"),
+    users.c.username,
+    users.c.email,
+    users.c.password_hash,
+)
+_FIND_LIVE = (
+    sa.select(*_ROTATED_COLUMNS, user_roles.c.role_id)
+    .select_from(refresh_tokens.join(sessions).join(users).outerjoin(user_roles))
+    .where(*_LIVE)
+)
+_INSERT_REFRESH = refresh_tokens.insert()
+
+
+def _rotate_in_one_statement() -> sa.Select[Any]:
+    """PostgreSQL: claim, successor and touch as data-modifying CTEs, one round trip.
+
+    The claim is the detailed path's atomic ``UPDATE ... WHERE used_at IS NULL`` with the
+    rest of the condition added; the successor and the touch read only its output, so they
+    happen exactly when it does. One row per role of the owner (at least one).
+    """
+    claimed = (
+        refresh_tokens.update()
+        .where(
+            sessions.c.id == refresh_tokens.c.session_id,
+            users.c.id == sessions.c.user_id,
+            *_LIVE,
+        )
+        .values(used_at=_NOW, sealed_token=sa.null())
+        .returning(*_ROTATED_COLUMNS)
+        .cte("claimed")
+    )
+    successor = _INSERT_REFRESH.from_select(
+        ["token_hash", "session_id", "parent_id", "created_at", "expires_at", "sealed_token"],
+        sa.select(
+            sa.bindparam("successor_hash", type_=sa.String),
+            claimed.c.session_id,
+            claimed.c.id,
+            _NOW,
+            sa.func.least(
+                sa.bindparam("idle_until", type_=sa.BigInteger), claimed.c.session_expires_at
+            ),
+            sa.bindparam("successor_sealed", type_=sa.Text),
+        ),
+    ).cte("successor")
+    touched = (
+        sessions.update()
+        .where(sessions.c.id == claimed.c.session_id)
+        .values(last_used_at=_NOW)
+        .cte("touched")
+    )
+    return (
+        sa.select(claimed, user_roles.c.role_id)
+        .select_from(claimed.outerjoin(user_roles, user_roles.c.user_id == claimed.c.user_id))
+        .add_cte(successor, touched)
+    )
+
+
+ROTATE_IN_ONE_STATEMENT = _rotate_in_one_statement()
+
+
+def rotation_params(
+    token_hash: str, successor_hash: str, *, now: int, idle_until: int, sealed_token: str | None
+) -> dict[str, Any]:
+    """The parameters of the rotation statements. Named unlike any column: an UPDATE takes
+    a parameter named after one of its table's columns as a value to SET."""
+    return {
+        "presented_hash": token_hash,
+        "successor_hash": successor_hash,
+        "successor_sealed": sealed_token,
+        "now": now,
+        "idle_until": idle_until,
+    }
+
+
+def rotated(rows: Sequence[Mapping[Any, Any]], now: int) -> tuple[User, RefreshRecord]:
+    """The owner and the spent token, from the rotation's rows (one per role)."""
+    row = rows[0]
+    record = RefreshRecord(
+        id=row["id"],
+        session_id=row["session_id"],
+        user_id=row["user_id"],
+        expires_at=row["expires_at"],
+        used_at=now,
+        session_expires_at=row["session_expires_at"],
+        session_created_at=row["session_created_at"],
+        session_revoked_at=None,
+    )
+    user = User(
+        id=row["user_id"],
+        username=row["username"],
+        email=row["email"],
+        roles=frozenset(_ROLE_BY_ID[r["role_id"]] for r in rows if r["role_id"] is not None),
+        password_hash=row["password_hash"],
+    )
+    return user, record
 
 
 class Users:
@@ -373,6 +487,44 @@ class RefreshTokens:
             session_created_at=row.session_created_at,
             session_revoked_at=row.revoked_at,
         )
+
+    async def rotate(
+        self,
+        token_hash: str,
+        successor_hash: str,
+        *,
+        now: int,
+        idle_until: int,
+        sealed_token: str | None = None,
+    ) -> tuple[User, RefreshRecord] | None:
+        """The common case of a refresh: spend a live token (unspent, unexpired, its session
+        unrevoked, its owner enabled), store its successor, which expires at ``idle_until`` or
+        with its session, whichever is first, and stamp the session's last use.
+
+        None, with nothing written, for anything else (unknown, spent, expired, revoked,
+        disabled, or a concurrent refresh won): the caller then classifies the token in full.
+        Four statements; ``Database.rotate_refresh_token`` does it in one on PostgreSQL.
+        """
+        params = rotation_params(
+            token_hash, successor_hash, now=now, idle_until=idle_until, sealed_token=sealed_token
+        )
+        rows = (await self._c.execute(_FIND_LIVE, params)).mappings().all()
+        if not rows or not await self.spend(rows[0]["id"], now=now):
+            return None
+        user, record = rotated(rows, now)
+        await self._c.execute(
+            _INSERT_REFRESH,
+            {
+                "token_hash": successor_hash,
+                "session_id": record.session_id,
+                "parent_id": record.id,
+                "created_at": now,
+                "expires_at": min(idle_until, record.session_expires_at),
+                "sealed_token": sealed_token,
+            },
+        )
+        await self._c.execute(_TOUCH_SESSION, {"session_id": record.session_id, "now": now})
+        return user, record
 
     async def spend(self, token_id: int, *, now: int) -> bool:
         """Mark the token used; False if someone else already did (one atomic statement)."""

@@ -1,0 +1,217 @@
+"""Refresh's two paths: the common case in one step (one statement on PostgreSQL), and
+everything else classified in full, in a transaction of its own, after the first step wrote
+nothing. The statements each path runs are read from the engine's events."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from authgate.config import Settings
+from authgate.errors import (
+    RefreshTokenExpiredError,
+    RefreshTokenReusedError,
+    RefreshTokenRevokedError,
+    StorageUnavailableError,
+)
+from authgate.models import Role
+from authgate.runtime import build_service
+from authgate.service import AuthService
+from authgate.storage import Database
+from tests.conftest import PASSWORD, FakeClock
+
+pytestmark = pytest.mark.anyio
+
+DAY = 86400
+
+
+@contextmanager
+def statements(database: Database) -> Iterator[list[str]]:
+    """The SQL statements SQLAlchemy sends while the block runs (not BEGIN or COMMIT)."""
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        statement = " ".join(str(args[2]).split())
+        if not statement.upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+            seen.append(statement)
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", record)
+
+
+def verbs(seen: list[str]) -> list[str]:
+    return [statement.split()[0].upper() for statement in seen]
+
+
+async def sign_in(service: AuthService, username: str = "alice") -> str:
+    await service.sign_up(username, f"{username}@example.com", PASSWORD)
+    return (await service.sign_in(username, PASSWORD)).tokens.refresh_token
+
+
+async def rows(database: Database, query: str) -> list[sa.Row[Any]]:
+    async with database.engine.connect() as connection:
+        return list((await connection.execute(sa.text(query))).all())
+
+
+async def session_revoked(database: Database) -> bool:
+    (row,) = await rows(database, "SELECT revoked_at FROM sessions")
+    return row.revoked_at is not None
+
+
+@pytest.fixture
+async def graceful(
+    settings: Settings, database: Database, clock: FakeClock
+) -> AsyncIterator[AuthService]:
+    service = await build_service(settings.replace(refresh_grace_seconds=5), database, clock=clock)
+    yield service
+    await service.aclose()
+
+
+async def test_a_live_token_rotates_in_the_first_step(
+    service: AuthService, database: Database
+) -> None:
+    token = await sign_in(service)
+    for _ in range(3):
+        with statements(database) as seen:
+            token = (await service.refresh(token)).refresh_token
+        if database.backend == "postgresql":
+            assert seen == []  # one statement, sent to the driver outside a transaction
+        else:
+            assert verbs(seen) == ["SELECT", "UPDATE", "INSERT", "UPDATE"]
+    assert not await session_revoked(database)
+
+
+async def test_the_first_step_carries_every_role_into_the_access_token(
+    service: AuthService,
+) -> None:
+    await service.create_user("root", "root@example.com", PASSWORD, ["user", "moderator", "admin"])
+    token = (await service.sign_in("root", PASSWORD)).tokens.refresh_token
+    pair = await service.refresh(token)
+    claims = service.authenticate(pair.access_token)
+    assert claims.roles == set(Role)  # one row per role
+
+
+async def test_the_first_step_writes_what_the_detailed_path_would(
+    service: AuthService, database: Database, clock: FakeClock
+) -> None:
+    """Spent with its seal cleared, a successor that is its child and expires with the
+    session at the latest, the session stamped."""
+    first = await sign_in(service)
+    signed_in_at = int(clock())
+    clock.advance(6 * DAY + 23 * 3600)  # an idle period would outlive the 7-day session
+    await service.refresh(first)
+    now = int(clock())
+    spent, successor = await rows(
+        database,
+        "SELECT id, parent_id, created_at, expires_at, used_at, sealed_token"
+        " FROM refresh_tokens ORDER BY id",
+    )
+    assert (spent.used_at, spent.sealed_token) == (now, None)
+    assert (successor.parent_id, successor.created_at, successor.used_at) == (spent.id, now, None)
+    assert successor.expires_at == signed_in_at + 7 * DAY
+    (session,) = await rows(database, "SELECT last_used_at, revoked_at FROM sessions")
+    assert (session.last_used_at, session.revoked_at) == (now, None)
+
+
+async def test_a_reused_token_misses_the_first_step_and_still_revokes_the_session(
+    service: AuthService, database: Database
+) -> None:
+    first = await sign_in(service)
+    second = (await service.refresh(first)).refresh_token
+    with statements(database) as seen, pytest.raises(RefreshTokenReusedError):
+        await service.refresh(first)
+    assert any(s.startswith("UPDATE sessions SET revoked_at") for s in seen)
+    assert await session_revoked(database)
+    with pytest.raises(RefreshTokenRevokedError):
+        await service.refresh(second)  # the legitimate successor died with its session
+
+
+async def test_an_expired_token_misses_the_first_step_and_is_deleted(
+    service: AuthService, database: Database, clock: FakeClock
+) -> None:
+    token = await sign_in(service)
+    clock.advance(7 * DAY)
+    with pytest.raises(RefreshTokenExpiredError):
+        await service.refresh(token)
+    assert await rows(database, "SELECT id FROM refresh_tokens") == []
+
+
+async def test_a_revoked_sessions_token_misses_the_first_step_and_stays_unspent(
+    service: AuthService, database: Database
+) -> None:
+    token = await sign_in(service)
+    await service.sign_out(token)
+    with pytest.raises(RefreshTokenRevokedError):
+        await service.refresh(token)
+    (row,) = await rows(database, "SELECT used_at FROM refresh_tokens")
+    assert row.used_at is None
+
+
+async def test_a_disabled_owners_token_misses_the_first_step_and_ends_the_session(
+    service: AuthService, database: Database
+) -> None:
+    """Disabled without its sessions revoked (as by hand in the database): the first step
+    refuses the token, and the detailed path ends the session."""
+    token = await sign_in(service)
+    async with database.transaction() as tx:
+        (user,) = await tx.users.list_all()
+        await tx.users.set_enabled(user.id, False)
+    with pytest.raises(RefreshTokenRevokedError):
+        await service.refresh(token)
+    assert await session_revoked(database)
+
+
+async def test_a_repeat_within_the_grace_window_gets_the_successor_the_first_step_sealed(
+    graceful: AuthService, database: Database, clock: FakeClock
+) -> None:
+    first = await sign_in(graceful)
+    second = (await graceful.refresh(first)).refresh_token
+    (sealed,) = await rows(
+        database, "SELECT sealed_token FROM refresh_tokens WHERE used_at IS NULL"
+    )
+    assert sealed.sealed_token  # sealed by the first step, for the window only
+    clock.advance(3)
+    assert (await graceful.refresh(first)).refresh_token == second
+    assert not await session_revoked(database)
+    await graceful.refresh(second)
+
+
+async def test_a_lost_connection_is_a_503_and_is_not_handed_on(
+    service: AuthService, database: Database, database_url: str
+) -> None:
+    if database.backend != "postgresql":
+        pytest.skip("PostgreSQL's first step runs on the driver's connection")
+    token = await sign_in(service)
+    other = Database.connect(database_url)  # its own pool: every backend of ours goes
+    try:
+        async with other.engine.connect() as connection:
+            await connection.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+    finally:
+        await other.close()
+    with pytest.raises(StorageUnavailableError):
+        await service.refresh(token)
+    await service.refresh(token)  # nothing was spent, and the next connection is a new one
+
+
+async def test_an_unreachable_database_is_a_503(settings: Settings, clock: FakeClock) -> None:
+    database = Database.connect("postgresql://postgres@127.0.0.1:1/none", timeout_seconds=1)
+    service = await build_service(settings, database, clock=clock)
+    try:
+        with pytest.raises(StorageUnavailableError):
+            await service.refresh("a" * 43)
+    finally:
+        await service.aclose()
+        await database.close()
