@@ -17,16 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from authgate.errors import ConfigurationError, StorageUnavailableError
 from authgate.models import RefreshRecord, User
-from authgate.storage.repositories import (
+from authgate.storage.refresh_tokens import (
     ROTATE_IN_ONE_STATEMENT,
-    AuditLog,
     RefreshTokens,
-    Sessions,
-    SigningKeyRecords,
-    Users,
     rotated,
     rotation_params,
 )
+from authgate.storage.repositories import AuditLog, Sessions, SigningKeyRecords, Users
 
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
