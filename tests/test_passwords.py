@@ -54,6 +54,8 @@ async def test_hash_processes_run_at_the_lowest_priority_and_end_with_the_server
     assert hasher.processes is not None
     (pid,) = hasher.processes.pids
     assert os.getpriority(os.PRIO_PROCESS, pid) == 19
+    if hasattr(os, "SCHED_IDLE"):
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE
     assert os.getpriority(os.PRIO_PROCESS, 0) != 19  # the server itself is untouched
     await hasher.aclose()
     assert not _alive(pid)

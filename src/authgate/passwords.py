@@ -30,7 +30,8 @@ _READY = b"ready\n"
 class PasswordHasher:
     """Hashes and verifies passwords off the event loop, at most ``concurrency`` at once.
 
-    Servers hash in their own processes at the lowest CPU priority (``processes=True``):
+    Servers hash in their own processes at the lowest CPU priority (``processes=True``,
+    SCHED_IDLE on Linux):
     a burst of sign-ins then gets only the CPU time nothing else wants, and holds no lock
     the event loop needs. A low-priority thread would: it takes the GIL to start and to
     finish every hash, and while the scheduler keeps it waiting with the GIL held, every
@@ -189,10 +190,18 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
         await process.wait()
 
 
+def _lowest_priority() -> None:
+    """Only CPU time nobody else wants: Linux's SCHED_IDLE policy, which any ordinary
+    thread preempts at once, or else nice 19."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, 19)
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
 def _serve(cost: Cost) -> None:
     """A hash process: one JSON request per line in, one JSON answer per line out."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, 0, 19)  # the lowest: only CPU time nobody else wants
+    _lowest_priority()
     argon2 = _argon2(cost)
     sys.stdout.buffer.write(_READY)
     sys.stdout.flush()
