@@ -18,7 +18,7 @@ from authgate.http.headers import ResponseHeaders
 from authgate.logs import AccessLog
 from authgate.metrics import Metrics
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 #: How stale the access log and this worker's request metrics may be.
 FLUSH_SECONDS = 0.25
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -87,13 +87,21 @@ class Observe:
                     self.flush()
             return
         started = time.perf_counter()
-        headers = {k: v for k, v in scope["headers"] if k in (b"x-request-id", b"x-forwarded-for")}
-        offered = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = offered if _REQUEST_ID.fullmatch(offered) else self._new_request_id()
+        offered = forwarded = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                offered = value
+            elif name == b"x-forwarded-for":
+                forwarded = value
+        if offered is not None and _REQUEST_ID.fullmatch(offered):
+            request_id = offered.decode("ascii")
+        else:
+            request_id = self._new_request_id()
         peer = scope["client"][0] if scope.get("client") else ""
-        forwarded = headers.get(b"x-forwarded-for")
-        scope["authgate.client"] = client_address(
-            peer, forwarded.decode("latin-1") if forwarded else None, self._trusted
+        scope["authgate.client"] = (
+            client_address(peer, forwarded.decode("latin-1") if forwarded else None, self._trusted)
+            if self._trusted
+            else peer
         )
         status = 500
 
