@@ -55,10 +55,19 @@ def async_url(url: str) -> sa.URL:
 def create_engine(url: str, *, pool_size: int = 10, timeout_seconds: int = 3) -> AsyncEngine:
     target = async_url(url)
     backend = target.get_backend_name()
+    # No overflow: the pool closes an overflow connection it gets back while its queue looks
+    # full, which under more concurrent requests than connections is nearly every time, so
+    # each use opened a new one (docs/benchmarks.md).
+    pooled: dict[str, Any] = {
+        "pool_size": pool_size,
+        "max_overflow": 0,
+        "pool_timeout": timeout_seconds,
+    }
     kwargs: dict[str, Any] = {}
     if backend == "sqlite":
         kwargs["connect_args"] = {"timeout": timeout_seconds}
         if target.database and target.database != ":memory:":
+            kwargs.update(pooled)
             folder = Path(target.database).parent
             try:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -68,15 +77,7 @@ def create_engine(url: str, *, pool_size: int = 10, timeout_seconds: int = 3) ->
                     "(see AUTHGATE_DATABASE_URL and AUTHGATE_DATA_DIR)."
                 ) from None
     else:
-        kwargs.update(
-            pool_size=pool_size,
-            # No overflow: the pool closes an overflow connection it gets back while its
-            # queue looks full, which under more concurrent requests than connections is
-            # nearly every time, so each use opened a new one (docs/benchmarks.md).
-            max_overflow=0,
-            pool_timeout=timeout_seconds,
-            pool_recycle=1800,
-        )
+        kwargs.update(pooled, pool_recycle=1800)
         key = "timeout" if backend == "postgresql" else "connect_timeout"
         kwargs["connect_args"] = {key: timeout_seconds}
     engine = create_async_engine(target, **kwargs)
