@@ -8,12 +8,17 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 from authgate.config import Settings
 from authgate.errors import ConfigurationError
 from authgate.http.app import build_app
-from authgate.http.observe import client_address, parse_networks
+from authgate.http.headers import ResponseHeaders
+from authgate.http.observe import Observe, client_address, parse_networks
 from authgate.logs import AccessLog
+from authgate.metrics import Metrics
 from authgate.runtime import build_service
 from authgate.service import AuthService
 from authgate.storage import Database
@@ -144,6 +149,38 @@ def test_access_lines_are_written_in_batches(capsys: pytest.CaptureFixture[str])
     log.write("GET", "/api/test/all", 200, 0.1, "after", "127.0.0.1")
     log.flush()
     assert json.loads(capsys.readouterr().err)["request_id"] == "after"
+
+
+async def test_queued_access_lines_are_written_at_shutdown(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async def hello(_request: Request) -> PlainTextResponse:
+        return PlainTextResponse("hello")
+
+    observed = Observe(
+        Starlette(routes=[Route("/", hello)]),
+        metrics=Metrics(),
+        trusted_proxies=[],
+        access_log=AccessLog(),
+        templates={hello: "/"},
+        headers=ResponseHeaders(),
+        flush_seconds=3600,  # only shutdown can write them
+    )
+    transport = httpx.ASGITransport(app=observed)
+    async with httpx.AsyncClient(transport=transport, base_url="http://authgate.test") as client:
+        assert (await client.get("/")).status_code == 200
+    assert capsys.readouterr().err == ""  # queued
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+    async def receive() -> dict[str, str]:
+        return next(messages)
+
+    async def send(_message: object) -> None:
+        pass
+
+    await observed({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert json.loads(line)["route"] == "/"
 
 
 def test_forwarded_addresses_are_believed_only_from_trusted_proxies() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import anyio
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -106,3 +107,31 @@ async def test_old_hashes_are_upgraded_at_sign_in(
         stored = (await connection.execute(sa.text("SELECT password_hash FROM users"))).scalar_one()
     assert stored != weak
     assert stored.startswith("$argon2id$")
+
+
+async def test_a_busy_pool_keeps_its_connections_instead_of_reopening_them(
+    database_url: str,
+) -> None:
+    """More concurrent requests than connections wait for one; none is opened per use (an
+    overflowing pool closed each extra connection as it came back: docs/benchmarks.md)."""
+    database = Database.connect(database_url, pool_size=3)
+    opened = 0
+
+    @sa.event.listens_for(database.engine.sync_engine, "connect")
+    def _count(*_: object) -> None:
+        nonlocal opened
+        opened += 1
+
+    async def read() -> None:
+        async with database.transaction(read_only=True) as tx:
+            await tx.connection.execute(sa.text("SELECT 1"))
+            await anyio.sleep(0)  # hold the connection while the others ask for one
+
+    try:
+        for _ in range(5):
+            async with anyio.create_task_group() as group:
+                for _ in range(12):
+                    group.start_soon(read)
+    finally:
+        await database.close()
+    assert 1 <= opened <= 3

@@ -66,8 +66,10 @@ class Observe:
         access_log: AccessLog | None,
         templates: dict[object, str],
         headers: ResponseHeaders,
+        flush_seconds: float = FLUSH_SECONDS,
     ) -> None:
         self.app = app
+        self._flush_seconds = flush_seconds
         self._headers = headers
         self._templates = templates
         self._access = access_log
@@ -128,7 +130,7 @@ class Observe:
                 )
             if not self._flush_due:
                 self._flush_due = True
-                asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
+                asyncio.get_running_loop().call_later(self._flush_seconds, self.flush)
 
     def flush(self) -> None:
         """Write the queued access lines and add the tallied requests to the metrics."""
