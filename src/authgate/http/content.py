@@ -7,28 +7,12 @@ everywhere else and answered by the app's error table.
 
 from __future__ import annotations
 
-from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from authgate.http import cookies
-from authgate.models import AccessClaims, Role
-from authgate.service import AuthService, require_role
-from authgate.tokens import token_from_headers
-
-
-def authenticate_scope(scope: Scope) -> AccessClaims:
-    """The caller's claims: a token header (the first of each name), or else (browsers)
-    the access cookie."""
-    legacy = authorization = None
-    for name, value in scope["headers"]:
-        if name == b"x-access-token":
-            legacy = value.decode("latin-1") if legacy is None else legacy
-        elif name == b"authorization":
-            authorization = value.decode("latin-1") if authorization is None else authorization
-    token = token_from_headers(legacy, authorization)
-    service: AuthService = scope["app"].state.service
-    return service.authenticate(token or cookies.access_token(Request(scope)))
+from authgate.http.caller import authenticate_scope
+from authgate.models import Role
+from authgate.service import require_role
 
 
 class Content:

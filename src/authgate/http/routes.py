@@ -17,7 +17,7 @@ from authgate.errors import (
     UnsupportedMediaTypeError,
 )
 from authgate.http import cookies
-from authgate.http.content import authenticate_scope
+from authgate.http.caller import authenticate_scope
 from authgate.http.openapi import DOCUMENT
 from authgate.http.problems import JSON
 from authgate.http.wire import (
