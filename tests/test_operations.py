@@ -251,3 +251,22 @@ def test_production_refuses_cookies_without_tls() -> None:
 def test_tls_files_go_together() -> None:
     with pytest.raises(ConfigurationError, match="TLS_KEY_FILE"):
         Settings.from_env({"AUTHGATE_TLS_CERT_FILE": "/x.pem"}, dotenv=None)
+
+
+def test_tallied_latencies_land_in_the_right_buckets() -> None:
+    metrics = Metrics()
+    for seconds in (0.0004, 0.0005, 0.3, 7.0):
+        metrics.record_request("/api/test/all", "GET", 200, seconds)
+    text = metrics.render().decode()  # adds the tally first
+    bucket = 'authgate_http_request_duration_seconds_bucket{le="%s",route="/api/test/all"} %s'
+    assert bucket % ("0.0005", "2.0") in text  # "le": a value on a bound counts in it
+    assert bucket % ("0.25", "2.0") in text
+    assert bucket % ("0.5", "3.0") in text
+    assert bucket % ("5.0", "3.0") in text
+    assert bucket % ("+Inf", "4.0") in text
+    assert 'authgate_http_request_duration_seconds_count{route="/api/test/all"} 4.0' in text
+    assert (
+        'authgate_http_requests_total{method="GET",route="/api/test/all",status="200"} 4.0' in text
+    )
+    metrics.render()
+    assert 'status="200"} 4.0' in metrics.render().decode()  # added once, not at every render
