@@ -160,37 +160,18 @@ def migrate(env: Mapping[str, str], workdir: Path) -> None:
 def start_authgate(
     env: Mapping[str, str], workdir: Path, *, workers: int, name: str = "authgate"
 ) -> Server:
-    server = Server(
-        name,
-        [
-            sys.executable,
-            "-m",
-            "authgate.cli",
-            "serve",
-            "--server",
-            "granian",
-            "--workers",
-            str(workers),
-        ],
-        env,
-        workdir,
-    )
-    try:
-        server.wait_until_ready(workers)
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    command = [sys.executable, "-m", "authgate.cli", "serve", "--server", "granian"]
+    return _started(Server(name, [*command, "--workers", str(workers)], env, workdir), workers)
 
 
 def start_baseline(workdir: Path, *, workers: int) -> Server:
     env = {name: value for name, value in os.environ.items() if not name.startswith("AUTHGATE_")}
-    server = Server(
-        "baseline",
-        [sys.executable, str(HERE / "baseline_app.py"), "--workers", str(workers)],
-        env,
-        workdir,
-    )
+    command = [sys.executable, str(HERE / "baseline_app.py"), "--workers", str(workers)]
+    return _started(Server("baseline", command, env, workdir), workers)
+
+
+def _started(server: Server, workers: int) -> Server:
+    """``server`` once it answers with all its workers; stopped if it never does."""
     try:
         server.wait_until_ready(workers)
     except BaseException:
