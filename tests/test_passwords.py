@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import AsyncIterator
 
 import anyio
@@ -91,3 +92,15 @@ async def test_an_interrupted_request_stops_its_process_and_the_next_one_works(
     assert not _alive(first)  # never reused: its next line would answer the old request
     assert await hasher.verify(encoded, PASSWORD)
     assert first not in hasher.processes.pids
+
+
+async def test_a_hash_process_that_died_is_replaced_without_failing_the_request(
+    hasher: PasswordHasher,
+) -> None:
+    assert hasher.processes is not None
+    encoded = await hasher.hash(PASSWORD)
+    (dead,) = hasher.processes.pids
+    os.kill(dead, signal.SIGKILL)  # the kernel's out-of-memory killer, say
+    assert await hasher.verify(encoded, PASSWORD)
+    assert not _alive(dead)
+    assert dead not in hasher.processes.pids

@@ -116,7 +116,8 @@ class HashProcesses:
 
     The caller bounds the concurrency, so a process is always idle or can be started. A
     process whose request was interrupted (a cancelled sign-in) is stopped, never reused:
-    its next line would answer the old request.
+    its next line would answer the old request. One that died while idle is replaced
+    without failing the request that found it.
     """
 
     def __init__(self, cost: Cost) -> None:
@@ -132,23 +133,22 @@ class HashProcesses:
         return sorted(process.pid for process in (*self._idle, *self._busy))
 
     async def run(self, request: tuple[str, ...]) -> tuple[Any, float]:
-        process = self._idle.pop() if self._idle else await self._spawn()
-        self._busy.add(process)
-        try:
-            pipe_in, pipe_out = _pipes(process)
-            pipe_in.write(json.dumps(request).encode() + b"\n")
-            await pipe_in.drain()
-            line = await pipe_out.readline()
-            if not line:
-                raise RuntimeError("a hash process exited")
-            result, seconds = json.loads(line)
-        except BaseException:
+        for _ in range(2):  # a process found dead (killed, out of memory) is replaced, once
+            process = self._idle.pop() if self._idle else await self._spawn()
+            self._busy.add(process)
+            try:
+                line = await _ask(process, request)
+            except BaseException:
+                self._busy.discard(process)
+                await _stop(process)
+                raise
             self._busy.discard(process)
+            if line:
+                self._idle.append(process)
+                result, seconds = json.loads(line)
+                return result, float(seconds)
             await _stop(process)
-            raise
-        self._busy.discard(process)
-        self._idle.append(process)
-        return result, float(seconds)
+        raise RuntimeError("hash processes exit before answering")
 
     async def aclose(self) -> None:
         processes = [*self._idle, *self._busy]
@@ -172,6 +172,17 @@ class HashProcesses:
             await _stop(process)
             raise
         return process
+
+
+async def _ask(process: asyncio.subprocess.Process, request: tuple[str, ...]) -> bytes:
+    """The process's answer line, or b"" if it is gone."""
+    pipe_in, pipe_out = _pipes(process)
+    try:
+        pipe_in.write(json.dumps(request).encode() + b"\n")
+        await pipe_in.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        return b""
+    return await pipe_out.readline()
 
 
 def _pipes(
