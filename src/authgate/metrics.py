@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import logging
 import os
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import (
@@ -62,7 +63,7 @@ class Metrics:
         # prometheus_client's multiprocess values cost a lock, a getpid() and an mmap write
         # per increment, three times per request (docs/benchmarks.md).
         self._pending_requests: dict[tuple[str, str, int], int] = {}
-        self._pending_latency: dict[str, tuple[list[int], list[float]]] = {}
+        self._pending_latency: dict[str, _Tally] = {}
 
     def record_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request; visible after the next ``flush``."""
@@ -70,11 +71,10 @@ class Metrics:
         self._pending_requests[key] = self._pending_requests.get(key, 0) + 1
         tally = self._pending_latency.get(route)
         if tally is None:
-            tally = self._pending_latency[route] = ([0] * (len(_LATENCY_BUCKETS) + 1), [0.0])
-        # Index of the first bucket bound >= seconds (Prometheus buckets are "le");
-        # the last slot is +Inf.
-        tally[0][bisect.bisect_left(_LATENCY_BUCKETS, seconds)] += 1
-        tally[1][0] += seconds
+            tally = self._pending_latency[route] = _Tally()
+        # The first bucket whose bound is >= seconds (Prometheus buckets are "le").
+        tally.counts[bisect.bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        tally.total += seconds
 
     def flush(self) -> None:
         """Add the tallied requests to the shared metrics."""
@@ -82,8 +82,8 @@ class Metrics:
         latency, self._pending_latency = self._pending_latency, {}
         for (route, method, status), count in pending.items():
             self.requests.labels(route, method, str(status)).inc(count)
-        for route, (counts, total) in latency.items():
-            _add_observations(self.latency.labels(route), counts, total[0])
+        for route, tally in latency.items():
+            _add_observations(self.latency.labels(route), tally)
 
     def render(self, extra: dict[str, float] | None = None) -> bytes:
         """The exposition text: this process's registry, or every worker's in multiprocess mode."""
@@ -100,13 +100,21 @@ class Metrics:
         return text
 
 
-def _add_observations(child: Any, counts: list[int], total: float) -> None:
+@dataclass
+class _Tally:
+    """Latencies not yet added: a count per bucket (the last one +Inf), and their sum."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * (len(_LATENCY_BUCKETS) + 1))
+    total: float = 0.0
+
+
+def _add_observations(child: Any, tally: _Tally) -> None:
     """Add many observations to a histogram child at once. prometheus_client has no public
     call for it; its children keep one value per bucket (non-cumulative) and their sum."""
-    for index, count in enumerate(counts):
+    for index, count in enumerate(tally.counts):
         if count:
             child._buckets[index].inc(count)
-    child._sum.inc(total)
+    child._sum.inc(tally.total)
 
 
 class EventCounter(logging.Handler):
