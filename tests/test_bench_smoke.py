@@ -22,6 +22,7 @@ SCENARIOS = [
     "sign-in, 32 connections",
     "probe: GET /api/test/user, 1 connection, idle",
     "probe: same, while 32 connections sign in",
+    "control: the idle probe while every core spins",
     "refresh with rotation",
     "stored tokens",
     "peak (VmHWM) after every scenario",
