@@ -18,9 +18,10 @@ HERE = Path(__file__).resolve().parent
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
 
-#: Load tests would trip every rate limit in a second; raise all four past reach.
+#: Load tests would trip every rate limit in a second; raise all five past reach.
 UNLIMITED = {
     "AUTHGATE_RATE_LIMIT_SIGN_IN_PER_ADDRESS": "1000000/minute",
+    "AUTHGATE_RATE_LIMIT_SIGN_IN_FAILURES_PER_ACCOUNT_AND_ADDRESS": "1000000/minute",
     "AUTHGATE_RATE_LIMIT_SIGN_IN_FAILURES_PER_ACCOUNT": "1000000/minute",
     "AUTHGATE_RATE_LIMIT_SIGN_UP_PER_ADDRESS": "1000000/minute",
     "AUTHGATE_RATE_LIMIT_REFRESH_PER_ADDRESS": "1000000/minute",

@@ -57,6 +57,7 @@ def settings(tmp_path: Path) -> Settings:
             "argon2_time_cost": 1,
             # Generous limits so only the throttling tests meet them.
             "rate_limit_sign_in_per_address": "10000/minute",
+            "rate_limit_sign_in_failures_per_account_and_address": "10000/minute",
             "rate_limit_sign_in_failures_per_account": "10000/minute",
             "rate_limit_sign_up_per_address": "10000/minute",
             "rate_limit_refresh_per_address": "10000/minute",

@@ -36,6 +36,7 @@ def _fuzzed_app() -> Starlette:
             "argon2_memory_kib": 64,
             "argon2_time_cost": 1,
             "rate_limit_sign_in_per_address": "100000/minute",
+            "rate_limit_sign_in_failures_per_account_and_address": "100000/minute",
             "rate_limit_sign_in_failures_per_account": "100000/minute",
             "rate_limit_sign_up_per_address": "100000/minute",
             "rate_limit_refresh_per_address": "100000/minute",

@@ -495,10 +495,13 @@ def _clear_rate_limits(redis_url: str) -> None:
     from authgate.throttle import Throttle
 
     throttle = Throttle(
+        key=b"only-clearing",
         sign_in_per_address="1/minute",
+        sign_in_failures_per_account_and_address="1/minute",
         sign_in_failures_per_account="1/minute",
         sign_up_per_address="1/minute",
         refresh_per_address="1/minute",
+        known_address_seconds=0,
         redis_url=redis_url,
     )
 

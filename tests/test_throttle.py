@@ -6,16 +6,19 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+import anyio
+import coredis
 import httpx
 import pytest
 
 from authgate.config import Settings
+from authgate.errors import TooManyRequestsError
 from authgate.http.app import build_app
 from authgate.runtime import build_service
 from authgate.storage import Database
 from authgate.throttle import Throttle
 from tests.conftest import PASSWORD, FakeClock
-from tests.helpers import refresh, sign_in, sign_up
+from tests.helpers import legacy, refresh, sign_in, sign_up, signed_in
 
 pytestmark = pytest.mark.anyio
 
@@ -26,16 +29,69 @@ ClientAt = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]
 def limited(settings: Settings) -> Settings:
     return settings.replace(
         rate_limit_sign_in_per_address="30/minute",
-        rate_limit_sign_in_failures_per_account="5/15 minutes",
+        rate_limit_sign_in_failures_per_account_and_address="10/15 minutes",
+        rate_limit_sign_in_failures_per_account="25/hour",
         rate_limit_sign_up_per_address="3/hour",
         rate_limit_refresh_per_address="4/minute",
     )
 
 
+REDIS_URL = os.environ.get("AUTHGATE_TEST_REDIS_URL")
+needs_redis = pytest.mark.skipif(
+    not REDIS_URL, reason="redis: set AUTHGATE_TEST_REDIS_URL to run against it"
+)
+
+
+def plain_throttle(redis_url: str | None = None, *, key: bytes = b"test-key") -> Throttle:
+    return Throttle(
+        key=key,
+        sign_in_per_address="3/minute",
+        sign_in_failures_per_account_and_address="3/minute",
+        sign_in_failures_per_account="5/minute",
+        sign_up_per_address="3/minute",
+        refresh_per_address="3/minute",
+        known_address_seconds=60,
+        redis_url=redis_url,
+    )
+
+
+async def clear_redis() -> None:
+    """Every test on Redis starts with no counters (the suite's settings share one key)."""
+    throttle = plain_throttle(REDIS_URL)
+    try:
+        await throttle.clear()
+    finally:
+        await throttle.aclose()
+
+
+async def redis_keys() -> list[str]:
+    """Every key in the test database (SCAN, the whole keyspace)."""
+    redis = coredis.Redis.from_url(REDIS_URL or "", decode_responses=True)
+    try:
+        return [key async for key in redis.scan_iter(match="*")]
+    finally:
+        redis.connection_pool.disconnect()
+        await anyio.sleep(0)
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=needs_redis)])
+async def counters(request: pytest.FixtureRequest, limited: Settings) -> AsyncIterator[Settings]:
+    """The limited settings with counters in this process's memory, or in Redis."""
+    if request.param == "memory":
+        yield limited
+        return
+    await clear_redis()
+    yield limited.replace(redis_url=REDIS_URL)
+    await clear_redis()
+
+
 @pytest.fixture
-async def client_at(limited: Settings, database: Database, clock: FakeClock) -> ClientAt:
+async def client_at(
+    counters: Settings, database: Database, clock: FakeClock
+) -> AsyncIterator[ClientAt]:
     """Clients of one app (one set of counters), each from its own address."""
-    app = build_app(await build_service(limited, database, clock=clock), limited)
+    service = await build_service(counters, database, clock=clock)
+    app = build_app(service, counters)
 
     @asynccontextmanager
     async def open_client(address: str) -> AsyncIterator[httpx.AsyncClient]:
@@ -45,40 +101,111 @@ async def client_at(limited: Settings, database: Database, clock: FakeClock) -> 
         ) as client:
             yield client
 
-    return open_client
+    yield open_client
+    await service.aclose()
 
 
-async def test_failed_sign_ins_lock_the_account_for_one_window(client_at: ClientAt) -> None:
-    async with client_at("10.0.0.1") as client:
-        await sign_up(client)
-        statuses = [
-            (await sign_in(client, "alice", "wrong-password-x")).status_code for _ in range(6)
-        ]
-        assert statuses == [401] * 5 + [429]
-        locked = await sign_in(client, "alice", PASSWORD)  # even the right password waits
+async def wrong_passwords(client: httpx.AsyncClient, times: int, name: str = "alice") -> list[int]:
+    return [(await sign_in(client, name, "wrong-password-x")).status_code for _ in range(times)]
+
+
+async def test_an_attackers_failures_do_not_lock_the_owner_out(client_at: ClientAt) -> None:
+    """Ten failures from one address lock that address out of the account for one window;
+    the owner's right password from another address still signs in."""
+    async with client_at("10.0.0.1") as attacker:
+        await sign_up(attacker)
+        assert await wrong_passwords(attacker, 11) == [401] * 10 + [429]
+        locked = await sign_in(attacker, "alice", PASSWORD)  # even the right password waits
         assert locked.status_code == 429
         assert locked.json() == {"message": "Too many attempts. Try again later."}
         assert 1 <= int(locked.headers["retry-after"]) <= 15 * 60  # bounded: no permanent lock-out
-    async with client_at("10.0.0.2") as other:
-        assert (
-            await sign_in(other, "alice", PASSWORD)
-        ).status_code == 429  # per account, any address
+    async with client_at("10.0.0.2") as owner:
+        assert (await sign_in(owner, "alice", PASSWORD)).status_code == 200
+    async with client_at("10.0.0.1") as attacker:
+        assert (await sign_in(attacker, "alice", PASSWORD)).status_code == 429
+
+
+async def test_failures_from_many_addresses_meet_the_accounts_ceiling(
+    client_at: ClientAt,
+) -> None:
+    """25 failures an hour across all addresses: then every address that has not signed in
+    to the account before is refused, the owner at a new address too, for up to an hour."""
+    async with client_at("10.1.0.1") as client:
+        await sign_up(client)
+    statuses = []
+    for n in range(3):
+        async with client_at(f"10.1.1.{n}") as attacker:
+            statuses += await wrong_passwords(attacker, 10)
+    assert statuses == [401] * 25 + [429] * 5
+    async with client_at("10.1.2.1") as new_place:
+        refused = await sign_in(new_place, "alice", PASSWORD)
+        assert refused.status_code == 429
+        assert 1 <= int(refused.headers["retry-after"]) <= 3600
+        assert (await sign_in(new_place, "bob", "wrong-password-x")).status_code == 401
+
+
+async def test_an_address_that_signed_in_before_passes_the_accounts_ceiling(
+    client_at: ClientAt,
+) -> None:
+    async with client_at("10.2.0.1") as home:
+        await sign_up(home)
+        assert (await sign_in(home, "alice", PASSWORD)).status_code == 200
+    for n in range(3):
+        async with client_at(f"10.2.1.{n}") as attacker:
+            await wrong_passwords(attacker, 10)
+    async with client_at("10.2.0.1") as home:
+        assert (await sign_in(home, "alice", PASSWORD)).status_code == 200
+        # Its own failures still count: the exemption is from others' failures only.
+        assert await wrong_passwords(home, 11) == [401] * 10 + [429]
+    async with client_at("10.2.1.0") as attacker:  # the attackers stay refused
+        assert (await sign_in(attacker, "alice", PASSWORD)).status_code == 429
+
+
+async def test_a_known_address_is_known_to_one_account_only(client_at: ClientAt) -> None:
+    async with client_at("10.3.0.1") as home:
+        await sign_up(home, "alice")
+        await sign_up(home, "bob")
+        assert (await sign_in(home, "alice")).status_code == 200
+    for n in range(3):
+        async with client_at(f"10.3.1.{n}") as attacker:
+            await wrong_passwords(attacker, 10, "bob")
+    async with client_at("10.3.0.1") as home:
+        assert (await sign_in(home, "bob")).status_code == 429
+
+
+async def test_password_re_checks_count_like_sign_ins(client_at: ClientAt) -> None:
+    """A stolen access token cannot be used to guess the password through re-authentication."""
+    async with client_at("10.4.0.1") as thief:
+        access = (await signed_in(thief))["accessToken"]
+        statuses = [
+            (
+                await thief.post(
+                    "/api/auth/signout-all",
+                    json={"currentPassword": "wrong-password-x"},
+                    headers=legacy(access),
+                )
+            ).status_code
+            for _ in range(11)
+        ]
+        assert statuses == [403] * 10 + [429]
+        assert (await sign_in(thief, "alice", PASSWORD)).status_code == 429
+    async with client_at("10.4.0.2") as owner:
+        assert (await sign_in(owner, "alice", PASSWORD)).status_code == 200
 
 
 async def test_unknown_usernames_are_throttled_exactly_like_real_ones(client_at: ClientAt) -> None:
     async with client_at("10.0.0.3") as client:
         await sign_up(client)
-        real = [(await sign_in(client, "alice", "wrong-password-x")).status_code for _ in range(6)]
-        ghost = [(await sign_in(client, "ghost", "wrong-password-x")).status_code for _ in range(6)]
-    assert real == ghost
+        real = await wrong_passwords(client, 11)
+        ghost = await wrong_passwords(client, 11, "ghost")
+    assert real == ghost == [401] * 10 + [429]
 
 
 async def test_other_accounts_are_not_locked_by_someone_elses_failures(client_at: ClientAt) -> None:
     async with client_at("10.0.0.4") as client:
         await sign_up(client, "alice")
         await sign_up(client, "bob")
-        for _ in range(6):
-            await sign_in(client, "alice", "wrong-password-x")
+        assert await wrong_passwords(client, 11) == [401] * 10 + [429]
         assert (await sign_in(client, "bob")).status_code == 200
 
 
@@ -105,51 +232,103 @@ async def test_refresh_is_limited_per_address(client_at: ClientAt) -> None:
     assert statuses == [403, 403, 403, 403, 429]
 
 
+async def test_email_changes_spend_the_sign_up_budget(client_at: ClientAt) -> None:
+    """ "Email is already in use!" is the sign-up's answer too: one budget for both routes."""
+    async with client_at("10.5.0.1") as client:
+        await sign_up(client, "bob")
+        access = (await signed_in(client, "alice"))["accessToken"]  # 2 of 3 sign-ups spent
+        answers = [
+            await client.post(
+                "/api/auth/email", json={"email": "bob@example.com"}, headers=legacy(access)
+            )
+            for _ in range(2)
+        ]
+    assert [answer.status_code for answer in answers] == [400, 429]
+    assert 1 <= int(answers[1].headers["retry-after"]) <= 3600
+    async with client_at("10.5.0.2") as elsewhere:  # per address, like sign-up
+        taken = await elsewhere.post(
+            "/api/auth/email", json={"email": "bob@example.com"}, headers=legacy(access)
+        )
+        assert taken.status_code == 400
+
+
 def test_an_invalid_rate_names_the_variable() -> None:
     from authgate.errors import ConfigurationError
 
-    with pytest.raises(ConfigurationError, match="AUTHGATE_RATE_LIMIT_SIGN_UP_PER_ADDRESS"):
+    with pytest.raises(
+        ConfigurationError,
+        match="AUTHGATE_RATE_LIMIT_SIGN_IN_FAILURES_PER_ACCOUNT_AND_ADDRESS",
+    ):
         Throttle(
+            key=b"k",
             sign_in_per_address="1/minute",
+            sign_in_failures_per_account_and_address="often",
             sign_in_failures_per_account="1/minute",
-            sign_up_per_address="often",
+            sign_up_per_address="1/minute",
             refresh_per_address="1/minute",
+            known_address_seconds=0,
         )
-
-
-REDIS_URL = os.environ.get("AUTHGATE_TEST_REDIS_URL")
-needs_redis = pytest.mark.skipif(
-    not REDIS_URL, reason="redis: set AUTHGATE_TEST_REDIS_URL to run against it"
-)
 
 
 @needs_redis
 async def test_two_throttles_on_one_redis_share_a_budget() -> None:
-    assert REDIS_URL is not None
-
-    def throttle() -> Throttle:
-        return Throttle(
-            sign_in_per_address="3/minute",
-            sign_in_failures_per_account="3/minute",
-            sign_up_per_address="3/minute",
-            refresh_per_address="3/minute",
-            redis_url=REDIS_URL,
-        )
-
-    first, second = throttle(), throttle()
-    await first.clear()
-    from authgate.errors import TooManyRequestsError
-
+    await clear_redis()
+    first, second = plain_throttle(REDIS_URL), plain_throttle(REDIS_URL)
     try:
         await first.sign_up_attempt("192.0.2.1")
         await second.sign_up_attempt("192.0.2.1")
         await first.sign_up_attempt("192.0.2.1")
         with pytest.raises(TooManyRequestsError):
             await second.sign_up_attempt("192.0.2.1")
-        await first.clear()
     finally:
+        await clear_redis()
         await first.aclose()
         await second.aclose()
+
+
+@needs_redis
+async def test_a_known_address_is_known_to_every_process_on_one_redis() -> None:
+    """One process sees the sign-in; another, at the account's ceiling, lets that address in."""
+    await clear_redis()
+    first, second = plain_throttle(REDIS_URL), plain_throttle(REDIS_URL)
+    try:
+        await first.sign_in_succeeded("192.0.2.10", "alice")
+        for n in range(5):  # the ceiling is 5 a minute, from any addresses
+            await second.sign_in_failed(f"198.51.100.{n}", "alice")
+        with pytest.raises(TooManyRequestsError):
+            await second.password_attempt("198.51.100.99", "alice")
+        await second.password_attempt("192.0.2.10", "alice")
+    finally:
+        await clear_redis()
+        await first.aclose()
+        await second.aclose()
+
+
+@needs_redis
+async def test_no_typed_name_or_address_reaches_redis(
+    limited: Settings, database: Database, clock: FakeClock
+) -> None:
+    """People type passwords into the name field: counters are keyed by an HMAC of it."""
+    await clear_redis()
+    on_redis = limited.replace(redis_url=REDIS_URL)
+    service = await build_service(on_redis, database, clock=clock)
+    transport = httpx.ASGITransport(app=build_app(service, on_redis), client=("203.0.113.77", 1))
+    typed = "Zebra-Unicorn-Passw0rd"
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t.test") as client:
+            await sign_up(client, "alice")
+            await sign_in(client, "alice")
+            await wrong_passwords(client, 3, typed)
+            await wrong_passwords(client, 2, "alice")
+            await refresh(client, "garbage")
+        keys = await redis_keys()
+        assert len(keys) >= 6  # sign-in, sign-up, refresh, failures, ceiling, known address
+        found = " ".join(keys).casefold()
+        for secret in (typed.casefold(), "alice", "203.0.113.77"):
+            assert secret not in found
+    finally:
+        await service.aclose()
+        await clear_redis()
 
 
 async def test_an_unreachable_redis_gives_503_not_500(

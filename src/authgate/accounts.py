@@ -13,7 +13,13 @@ import logging
 from authgate.errors import ReauthenticationRequiredError, SessionNotFoundError, UserNotFoundError
 from authgate.models import AccessClaims, Clock, Role, SessionInfo, User
 from authgate.passwords import PasswordHasher
-from authgate.policy import check_password, email_key, normalize_email, normalize_password
+from authgate.policy import (
+    check_password,
+    email_key,
+    normalize_email,
+    normalize_password,
+    username_key,
+)
 from authgate.revocations import RevokedSessions
 from authgate.storage import Database, Transaction
 from authgate.throttle import Throttle
@@ -109,8 +115,10 @@ class Accounts:
             await revoke_session(tx, self._revoked, claims.session_id, now)
         _event("session.revoked", claims.user_id)
 
-    async def sign_out_everywhere(self, claims: AccessClaims, current_password: str | None) -> int:
-        await self._reauthenticate(claims, current_password)
+    async def sign_out_everywhere(
+        self, claims: AccessClaims, current_password: str | None, *, client: str = ""
+    ) -> int:
+        await self._reauthenticate(claims, current_password, client)
         now = int(self._clock())
         async with self._database.transaction() as tx:
             ended = await revoke_sessions(tx, self._revoked, claims.user_id, now)
@@ -120,10 +128,15 @@ class Accounts:
     # -- credentials ------------------------------------------------------------
 
     async def change_password(
-        self, claims: AccessClaims, current_password: str | None, new_password: str
+        self,
+        claims: AccessClaims,
+        current_password: str | None,
+        new_password: str,
+        *,
+        client: str = "",
     ) -> None:
         """New password; every other session ends (this one stays signed in)."""
-        user = await self._reauthenticate(claims, current_password)
+        user = await self._reauthenticate(claims, current_password, client)
         secret = normalize_password(new_password)
         check_password(secret, min_length=self._password_min, max_length=self._password_max)
         password_hash = await self._hasher.hash(secret)
@@ -134,35 +147,41 @@ class Accounts:
         _event("user.password_changed", user.id)
 
     async def change_email(
-        self, claims: AccessClaims, current_password: str | None, email: str
+        self, claims: AccessClaims, current_password: str | None, email: str, *, client: str = ""
     ) -> None:
-        user = await self._reauthenticate(claims, current_password)
+        """A taken address answers "already in use", so each try spends the sign-up budget."""
+        await self._throttle.email_attempt(client)
+        user = await self._reauthenticate(claims, current_password, client)
         address = normalize_email(email)
         async with self._database.transaction() as tx:
             await tx.users.set_email(user.id, address, email_key(address))
         _event("user.email_changed", user.id)
 
-    async def delete(self, claims: AccessClaims, current_password: str | None) -> None:
+    async def delete(
+        self, claims: AccessClaims, current_password: str | None, *, client: str = ""
+    ) -> None:
         """Remove every personal field, end every session; the name becomes free again."""
-        user = await self._reauthenticate(claims, current_password)
+        user = await self._reauthenticate(claims, current_password, client)
         now = int(self._clock())
         async with self._database.transaction() as tx:
             await revoke_sessions(tx, self._revoked, user.id, now)
             await tx.users.anonymize(user.id)
         _event("user.deleted", user.id)
 
-    async def _reauthenticate(self, claims: AccessClaims, current_password: str | None) -> User:
+    async def _reauthenticate(
+        self, claims: AccessClaims, current_password: str | None, client: str
+    ) -> User:
         async with self._database.transaction(read_only=True) as tx:
             user = await tx.users.get(claims.user_id)
         if user is None or not user.enabled:
             raise UserNotFoundError()
         if current_password is not None:
             # The same budget as sign-in's: a stolen token cannot be used to guess the password.
-            account = user.username.casefold()
-            await self._throttle.password_attempt(account)
+            account = username_key(user.username)
+            await self._throttle.password_attempt(client, account)
             if await self._hasher.verify(user.password_hash, normalize_password(current_password)):
                 return user
-            await self._throttle.sign_in_failed(account)
+            await self._throttle.sign_in_failed(client, account)
             raise ReauthenticationRequiredError()
         signed_in_at = claims.authenticated_at
         if signed_in_at is None or self._clock() - signed_in_at > self._window:

@@ -88,7 +88,15 @@ class Settings:
     redis_url: str | None = None
     revocation_poll_milliseconds: Annotated[int, msgspec.Meta(ge=50, le=60_000)] = 500
     rate_limit_sign_in_per_address: str = "30/minute"
-    rate_limit_sign_in_failures_per_account: str = "10/15 minutes"
+    #: Wrong passwords from one address for one account: this address's lock-out only.
+    rate_limit_sign_in_failures_per_account_and_address: str = "10/15 minutes"
+    #: Wrong passwords for one account from all addresses together (NIST SP 800-63B and
+    #: ASVS allow at most 100); not applied to an address that signed in to it before.
+    rate_limit_sign_in_failures_per_account: str = "100/hour"
+    #: How long an address that signed in successfully stays exempt from that ceiling.
+    rate_limit_known_address_seconds: Annotated[int, msgspec.Meta(ge=0, le=365 * 86400)] = (
+        30 * 86400
+    )
     rate_limit_sign_up_per_address: str = "20/hour"
     rate_limit_refresh_per_address: str = "120/minute"
 

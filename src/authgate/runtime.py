@@ -31,12 +31,23 @@ from authgate.tokens import TokenCodec
 log = logging.getLogger("authgate.runtime")
 
 
-def _grace_key(settings: Settings) -> bytes:
-    """A key for sealing refresh tokens during the grace window, derived from a secret the
-    database never holds (the key-encryption key, or the HS256 key)."""
+def _derived_key(settings: Settings, purpose: bytes) -> bytes:
+    """A key for one purpose, derived from a secret that neither the database nor Redis
+    holds (the key-encryption key, or the HS256 key)."""
     managed = settings.signing_algorithm in ASYMMETRIC
     secret = key_encryption_key(settings) if managed else signing_key(settings)
-    return hashlib.sha256(b"authgate/refresh-grace/" + secret).digest()
+    return hashlib.sha256(b"authgate/" + purpose + b"/" + secret).digest()
+
+
+def _grace_key(settings: Settings) -> bytes:
+    """A key for sealing refresh tokens during the grace window."""
+    return _derived_key(settings, b"refresh-grace")
+
+
+def _throttle_key(settings: Settings) -> bytes:
+    """The HMAC key for rate-limit counters' names, so that no name or address typed by a
+    client is stored in clear; every process derives the same one."""
+    return _derived_key(settings, b"throttle")
 
 
 def signing_keys(
@@ -88,10 +99,15 @@ async def build_service(
         ),
     )
     throttle = Throttle(
+        key=_throttle_key(settings),
         sign_in_per_address=settings.rate_limit_sign_in_per_address,
+        sign_in_failures_per_account_and_address=(
+            settings.rate_limit_sign_in_failures_per_account_and_address
+        ),
         sign_in_failures_per_account=settings.rate_limit_sign_in_failures_per_account,
         sign_up_per_address=settings.rate_limit_sign_up_per_address,
         refresh_per_address=settings.rate_limit_refresh_per_address,
+        known_address_seconds=settings.rate_limit_known_address_seconds,
         redis_url=settings.redis_url,
     )
     revoked = RevokedSessions(

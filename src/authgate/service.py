@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from authgate.accounts import Accounts, apply_roles, revoke_session, revoke_sessions
 from authgate.admin import Admin
@@ -22,7 +22,6 @@ from authgate.errors import (
     RefreshTokenRevokedError,
     RoleGrantDeniedError,
     RoleRequiredError,
-    TooManyRequestsError,
     UsernameTakenError,
     UserNotFoundError,
 )
@@ -141,7 +140,7 @@ class AuthService:
         client: str = "",
     ) -> int:
         """Create a user; roles beyond ``user`` need an admin's verified token as ``actor``."""
-        await self._throttled(self._throttle.sign_up_attempt(client))
+        await self._throttle.sign_up_attempt(client)
         wanted = parse_roles(roles)
         if wanted - {Role.USER} and (actor is None or Role.ADMIN not in actor.roles):
             raise RoleGrantDeniedError()
@@ -187,7 +186,7 @@ class AuthService:
         except InvalidInputError:
             key = None
         account = key or username.strip().casefold()[:128]
-        await self._throttled(self._throttle.sign_in_attempt(client, account))
+        await self._throttle.sign_in_attempt(client, account)
         if key is not None:
             async with self.database.transaction(read_only=True) as tx:
                 user = await tx.users.get_by_username_key(key)
@@ -196,10 +195,11 @@ class AuthService:
         secret = normalize_password(password)
         if not await self.hasher.verify(user.password_hash if user else None, secret):
             security_log.warning("sign_in.failed", extra={"event": "sign_in.failed"})
-            await self._throttle.sign_in_failed(account)
+            await self._throttle.sign_in_failed(client, account)
             raise InvalidCredentialsError()
         if user is None:  # pragma: no cover - verify() is False without a hash
             raise InvalidCredentialsError()
+        await self._throttle.sign_in_succeeded(client, account)
         upgraded = (
             await self.hasher.hash(secret) if self.hasher.needs_rehash(user.password_hash) else None
         )
@@ -235,7 +235,7 @@ class AuthService:
 
     async def refresh(self, refresh_token: str, *, client: str = "") -> TokenPair:
         """Spend ``refresh_token`` for a new pair; a spent token revokes its whole session."""
-        await self._throttled(self._throttle.refresh_attempt(client))
+        await self._throttle.refresh_attempt(client)
         if not refresh_token or len(refresh_token) > _MAX_REFRESH_TOKEN:
             raise InvalidRefreshTokenError()
         now = int(self._clock())
@@ -395,15 +395,6 @@ class AuthService:
     def published_keys(self) -> list[dict[str, str]]:
         """The public JWKs other services verify with (none for HS256)."""
         return self._tokens.ring.published()
-
-    # -- throttling ----------------------------------------------------------
-
-    async def _throttled(self, attempt: Awaitable[None]) -> None:
-        try:
-            await attempt
-        except TooManyRequestsError:
-            security_log.warning("throttled", extra={"event": "throttled"})
-            raise
 
     # -- operators -----------------------------------------------------------
 

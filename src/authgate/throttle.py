@@ -1,13 +1,25 @@
-"""Rate limits for sign-in, sign-up and refresh (the only importer of ``limits``).
+"""Rate limits for sign-in, sign-up, email changes and refresh (the only importer of ``limits``).
 
 Counters live in this process's memory, or in Redis when ``AUTHGATE_REDIS_URL``
 is set so that every process and machine shares one budget. Windows are
 moving windows: a throttled client is let in again as soon as old attempts
 age out, so nobody can lock an account away for longer than one window.
+
+Failed passwords are counted per account and address, so that one address's
+failures do not block the account's owner elsewhere, and per account across all
+addresses up to a much higher ceiling, which does not apply to an address that
+signed in to the account successfully within ``known_address_seconds``.
+
+Every key is a keyed hash (HMAC-SHA256) of what it counts: usernames as typed
+(people type passwords into the name field) and addresses never reach the
+store in clear, and the key is derived from a server secret the store never holds.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
 import math
 import time
 from collections.abc import Awaitable
@@ -23,6 +35,11 @@ from authgate.errors import ConfigurationError, StorageUnavailableError, TooMany
 
 T = TypeVar("T")
 
+security_log = logging.getLogger("authgate.security")
+
+#: Hex digits kept of each key's HMAC: 128 bits, no collision in practice, shorter keys.
+_DIGEST_CHARS = 32
+
 
 def _parse(name: str, value: str) -> RateLimitItem:
     try:
@@ -33,22 +50,31 @@ def _parse(name: str, value: str) -> RateLimitItem:
 
 
 class Throttle:
-    """Counts attempts per client address and failed sign-ins per account."""
+    """Counts attempts per client address and failed passwords per account and address."""
 
     def __init__(
         self,
         *,
+        key: bytes,
         sign_in_per_address: str,
+        sign_in_failures_per_account_and_address: str,
         sign_in_failures_per_account: str,
         sign_up_per_address: str,
         refresh_per_address: str,
+        known_address_seconds: int,
         redis_url: str | None = None,
     ) -> None:
-        """Rates in the ``limits`` notation, e.g. ``"10/15 minutes"``."""
+        """Rates in the ``limits`` notation, e.g. ``"10/15 minutes"``. ``key`` hashes every
+        counter's name; processes that share a Redis must share it."""
+        self._key = key
         self._sign_in = _parse("sign_in_per_address", sign_in_per_address)
-        self._failures = _parse("sign_in_failures_per_account", sign_in_failures_per_account)
+        self._failures = _parse(
+            "sign_in_failures_per_account_and_address", sign_in_failures_per_account_and_address
+        )
+        self._ceiling = _parse("sign_in_failures_per_account", sign_in_failures_per_account)
         self._sign_up = _parse("sign_up_per_address", sign_up_per_address)
         self._refresh = _parse("refresh_per_address", refresh_per_address)
+        self._known_seconds = known_address_seconds
         self._pool: Any = None
         self._storage: Storage = MemoryStorage()
         if redis_url:
@@ -66,31 +92,68 @@ class Throttle:
         self._limiter = MovingWindowRateLimiter(self._storage)
 
     async def sign_in_attempt(self, address: str, account: str) -> None:
-        """Count one sign-in from ``address``; refuse if it or ``account`` is over budget."""
-        await self._hit(self._sign_in, "sign_in", address)
-        await self.password_attempt(account)
+        """Count one sign-in from ``address``; refuse if it is over budget, or if
+        ``password_attempt`` would refuse."""
+        await self._hit(self._sign_in, "sign_in", self._id(address))
+        await self.password_attempt(address, account)
 
-    async def password_attempt(self, account: str) -> None:
-        """Refuse if ``account`` has used up its failed-password budget."""
-        if not await self._call(self._limiter.test(self._failures, "failures", account)):
-            await self._refuse(self._failures, "failures", account)
+    async def password_attempt(self, address: str, account: str) -> None:
+        """Refuse if ``address`` has used up its failed passwords for ``account``, or if the
+        account is over its ceiling and ``address`` has not signed in to it before."""
+        pair = (self._id(account), self._id(address))
+        if not await self._call(self._limiter.test(self._failures, "failures", *pair)):
+            await self._refuse(self._failures, "failures", *pair)
+        if not await self._call(
+            self._limiter.test(self._ceiling, "account_failures", pair[0])
+        ) and not await self._call(self._storage.get(self._known_key(*pair))):
+            await self._refuse(self._ceiling, "account_failures", pair[0])
 
-    async def sign_in_failed(self, account: str) -> None:
-        await self._call(self._limiter.hit(self._failures, "failures", account))
+    async def sign_in_failed(self, address: str, account: str) -> None:
+        """Count a wrong password for ``account`` from ``address``, and against the ceiling."""
+        account_id = self._id(account)
+        await self._call(
+            self._limiter.hit(self._failures, "failures", account_id, self._id(address))
+        )
+        await self._call(self._limiter.hit(self._ceiling, "account_failures", account_id))
+
+    async def sign_in_succeeded(self, address: str, account: str) -> None:
+        """Remember that ``address`` knows ``account``'s password, for ``known_address_seconds``
+        from now: the account's ceiling no longer refuses it."""
+        if self._known_seconds <= 0:
+            return
+        known = self._known_key(self._id(account), self._id(address))
+        # incr() sets the expiry only when it creates the key: clear first to restart it.
+        await self._call(self._storage.clear(known))
+        await self._call(self._storage.incr(known, self._known_seconds))
 
     async def sign_up_attempt(self, address: str) -> None:
-        await self._hit(self._sign_up, "sign_up", address)
+        await self._hit(self._sign_up, "sign_up", self._id(address))
+
+    async def email_attempt(self, address: str) -> None:
+        """An email change, which can answer "Email is already in use!" like a sign-up: it
+        spends the same per-address budget, so neither route enumerates beyond it."""
+        await self.sign_up_attempt(address)
 
     async def refresh_attempt(self, address: str) -> None:
-        await self._hit(self._refresh, "refresh", address)
+        await self._hit(self._refresh, "refresh", self._id(address))
 
-    async def _hit(self, item: RateLimitItem, scope: str, key: str) -> None:
-        if not await self._call(self._limiter.hit(item, scope, key)):
-            await self._refuse(item, scope, key)
+    def _id(self, value: str) -> str:
+        """What a counter is keyed by: never the value itself (a name may be a password)."""
+        digest = hmac.new(self._key, value.encode("utf-8", "surrogatepass"), hashlib.sha256)
+        return digest.hexdigest()[:_DIGEST_CHARS]
 
-    async def _refuse(self, item: RateLimitItem, scope: str, key: str) -> None:
-        stats = await self._call(self._limiter.get_window_stats(item, scope, key))
+    @staticmethod
+    def _known_key(account_id: str, address_id: str) -> str:
+        return f"KNOWN/{account_id}/{address_id}"
+
+    async def _hit(self, item: RateLimitItem, scope: str, *ids: str) -> None:
+        if not await self._call(self._limiter.hit(item, scope, *ids)):
+            await self._refuse(item, scope, *ids)
+
+    async def _refuse(self, item: RateLimitItem, scope: str, *ids: str) -> None:
+        stats = await self._call(self._limiter.get_window_stats(item, scope, *ids))
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        security_log.warning("throttled", extra={"event": "throttled"})
         raise TooManyRequestsError(retry_after_seconds=min(retry_after, item.get_expiry()))
 
     @staticmethod

@@ -6,7 +6,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from authgate.http.routes import authenticate, json_response, read_body, service_of
+from authgate.http.routes import (
+    authenticate,
+    client_address,
+    json_response,
+    read_body,
+    service_of,
+)
 from authgate.http.wire import (
     EmailChangeBody,
     MessageOut,
@@ -45,7 +51,9 @@ async def revoke_session(request: Request) -> Response:
 async def sign_out_everywhere(request: Request) -> Response:
     claims = authenticate(request)
     body = await read_body(request, ReauthenticationBody)
-    await service_of(request).accounts.sign_out_everywhere(claims, body.currentPassword)
+    await service_of(request).accounts.sign_out_everywhere(
+        claims, body.currentPassword, client=client_address(request)
+    )
     return json_response(MessageOut("Signed out of every session."))
 
 
@@ -53,7 +61,7 @@ async def change_password(request: Request) -> Response:
     claims = authenticate(request)
     body = await read_body(request, PasswordChangeBody)
     await service_of(request).accounts.change_password(
-        claims, body.currentPassword, body.newPassword
+        claims, body.currentPassword, body.newPassword, client=client_address(request)
     )
     return json_response(MessageOut("Password changed. Other sessions were signed out."))
 
@@ -61,14 +69,18 @@ async def change_password(request: Request) -> Response:
 async def change_email(request: Request) -> Response:
     claims = authenticate(request)
     body = await read_body(request, EmailChangeBody)
-    await service_of(request).accounts.change_email(claims, body.currentPassword, body.email)
+    await service_of(request).accounts.change_email(
+        claims, body.currentPassword, body.email, client=client_address(request)
+    )
     return json_response(MessageOut("Email changed."))
 
 
 async def delete_account(request: Request) -> Response:
     claims = authenticate(request)
     body = await read_body(request, ReauthenticationBody)
-    await service_of(request).accounts.delete(claims, body.currentPassword)
+    await service_of(request).accounts.delete(
+        claims, body.currentPassword, client=client_address(request)
+    )
     return json_response(MessageOut("Account deleted."))
 
 
