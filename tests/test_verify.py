@@ -19,6 +19,7 @@ from authgate.service import AuthService
 from authgate.storage import Database
 from authgate.verify import AccessClaims, Authenticated, Verifier
 from tests.conftest import FakeClock
+from tests.forge import flip_s
 from tests.helpers import bearer, legacy, signed_in
 
 pytestmark = [pytest.mark.anyio, pytest.mark.plain_tokens]
@@ -40,15 +41,16 @@ class CountingTransport(httpx.AsyncBaseTransport):
 
 @pytest.fixture
 async def authgate(
-    settings: Settings, database: Database, clock: FakeClock
+    request: pytest.FixtureRequest, settings: Settings, database: Database, clock: FakeClock
 ) -> AsyncIterator[tuple[AuthService, Starlette]]:
-    eddsa = settings.replace(
-        signing_algorithm="EdDSA",
+    """authgate with a key pair: EdDSA, or the algorithm a test asks for (``indirect``)."""
+    changed = settings.replace(
+        signing_algorithm=getattr(request, "param", "EdDSA"),
         key_encryption_key=secrets.token_urlsafe(32),
         key_publish_seconds=60,
     )
-    service = await build_service(eddsa, database, clock=clock)
-    yield service, build_app(service, eddsa)
+    service = await build_service(changed, database, clock=clock)
+    yield service, build_app(service, changed)
     await service.aclose()
 
 
@@ -98,6 +100,16 @@ async def test_tampered_and_expired_tokens_are_refused(
     clock.advance(15 * 60 + 31)
     with pytest.raises(TokenExpiredError):
         await verifier.verify(token)
+
+
+@pytest.mark.parametrize("authgate", ["ES256"], indirect=True)
+async def test_the_high_s_spelling_of_an_es256_token_is_refused(
+    authgate_client: httpx.AsyncClient, verifier: Verifier
+) -> None:
+    token = (await signed_in(authgate_client))["accessToken"]
+    assert (await verifier.verify(token)).subject
+    with pytest.raises(InvalidTokenError):
+        await verifier.verify(flip_s(token))
 
 
 async def test_unknown_kids_refresh_the_key_set_at_a_bounded_rate(
