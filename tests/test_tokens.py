@@ -65,6 +65,20 @@ def test_es256_tokens_are_signed_low_s_and_only_low_s_verifies(clock: FakeClock)
             tokens.verify(flip_s(genuine))
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({}, id="lifetime-exactly-the-ttl"),
+        pytest.param({"exp": NOW + 60}, id="shorter-lifetime"),
+        pytest.param({"auth_time": NOW - 3600}, id="auth-time"),
+    ],
+)
+def test_tokens_within_the_lifetime_with_known_claims_verify(
+    tokens: TokenCodec, overrides: dict[str, object]
+) -> None:
+    assert tokens.verify(token(**overrides)).user_id == 1
+
+
 def test_a_hand_made_token_with_our_key_verifies(tokens: TokenCodec) -> None:
     """The forger in tests/forge.py is faithful, so the attacks below test what they claim."""
     assert tokens.verify(token()).user_id == 1
@@ -200,6 +214,12 @@ def test_injected_kid_values_select_nothing(tokens: TokenCodec, kid: str, key: b
         pytest.param({"nbf": NOW + 120}, id="nbf-future"),
         pytest.param({"iat": NOW + 120}, id="iat-future"),
         pytest.param({"exp": NOW - 31}, id="exp-past-leeway"),
+        pytest.param({"exp": NOW + 901}, id="lifetime-one-second-too-long"),
+        pytest.param({"iat": NOW - 60, "exp": NOW + 860}, id="lifetime-from-an-earlier-iat"),
+        pytest.param({"exp": NOW + 10 * 365 * 86400}, id="exp-ten-years-after-iat"),
+        pytest.param({"admin": True}, id="unknown-claim"),
+        pytest.param({"scope": "admin"}, id="unknown-claim-scope"),
+        pytest.param({"auth_time": "yesterday"}, id="auth-time-string"),
     ],
 )
 def test_claims_are_checked_strictly(tokens: TokenCodec, overrides: dict[str, object]) -> None:

@@ -49,8 +49,9 @@ _JWE_HEADER = {"alg": "dir", "enc": "A256GCM", "cty": "JWT"}
 KeyLookup = Callable[[str | None], SigningKey | None]
 
 
-class _Claims(msgspec.Struct, frozen=True):
-    """The wire shape of our access-token payload; anything else is refused."""
+class _Claims(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The wire shape of our access-token payload; anything else, an unknown claim
+    included, is refused."""
 
     iss: str
     aud: str
@@ -152,16 +153,20 @@ class TokenVerifier:
         issuer: str,
         audience: str,
         leeway_seconds: int,
+        max_lifetime_seconds: int,
         max_token_bytes: int,
         cache_size: int,
         clock: Clock,
         decryption_key: bytes | None = None,
     ) -> None:
+        """``max_lifetime_seconds``: the longest ``exp - iat`` accepted (the issuer's
+        access-token lifetime), so a token minted with a stolen key cannot outlive it."""
         self._lookup = lookup
         self._algorithms = algorithms
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway_seconds
+        self._max_lifetime = max_lifetime_seconds
         self._max_bytes = max_token_bytes
         self._clock = clock
         self._decryption_key = None if decryption_key is None else OctKey.import_key(decryption_key)
@@ -207,7 +212,12 @@ class TokenVerifier:
             claims = _CLAIMS.decode(_b64decode(payload_segment))
         except (JoseError, ValueError, TypeError, msgspec.DecodeError):
             raise InvalidTokenError() from None
-        if claims.iss != self._issuer or claims.aud != self._audience or not claims.sub.isdecimal():
+        if (
+            claims.iss != self._issuer
+            or claims.aud != self._audience
+            or not claims.sub.isdecimal()
+            or claims.exp - claims.iat > self._max_lifetime
+        ):
             raise InvalidTokenError()
         return AccessClaims(
             subject=claims.sub,
@@ -321,6 +331,7 @@ class TokenCodec:
             issuer=issuer,
             audience=audience,
             leeway_seconds=leeway_seconds,
+            max_lifetime_seconds=ttl_seconds,
             max_token_bytes=max_token_bytes,
             cache_size=cache_size,
             clock=clock,
