@@ -56,6 +56,7 @@ def main() -> None:
         f"{authgate}/.well-known/jwks.json",
         issuer=os.environ.get("AUTHGATE_ISSUER", "authgate"),
         audience=os.environ.get("AUTHGATE_AUDIENCE", "authgate"),
+        max_lifetime_seconds=int(os.environ.get("AUTHGATE_ACCESS_TOKEN_TTL_SECONDS", "900")),
     )
     port = int(os.environ.get("SITE_B_PORT", "8082"))
     uvicorn.run(create_app(verifier), host="127.0.0.1", port=port, log_level="warning")

@@ -51,3 +51,21 @@ def sign(
 def token(**overrides: Any) -> str:
     """A correctly signed access token, as authgate would issue it, with claim overrides."""
     return sign({"alg": "HS256", "typ": "at+jwt"}, claims(**overrides))
+
+
+#: The order n of P-256: an ES256 signature (r, s) also verifies as (r, n - s).
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def es256_s(token: str) -> int:
+    """The ``s`` half of a compact ES256 token's signature."""
+    signature = token.rsplit(".", 1)[1]
+    return int.from_bytes(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))[32:])
+
+
+def flip_s(token: str) -> str:
+    """The same ES256 token with ``s`` replaced by ``n - s``: mathematically still valid."""
+    signing_input, signature = token.rsplit(".", 1)
+    raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    flipped = raw[:32] + (P256_ORDER - int.from_bytes(raw[32:])).to_bytes(32)
+    return f"{signing_input}.{b64(flipped)}"

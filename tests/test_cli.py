@@ -20,6 +20,7 @@ from authgate.runtime import build_service
 from authgate.storage import Database, schema
 from tests.conftest import PASSWORD, TEST_KEY
 from tests.helpers import legacy, sign_in
+from tests.invisible import INVISIBLE_NAMES, LONE_SURROGATE, REFUSAL
 
 UNREACHABLE_DATABASE = "postgresql://postgres@127.0.0.1:1/authgate"
 
@@ -173,6 +174,19 @@ def test_a_duplicate_username_is_refused(migrated: Cli) -> None:
     assert result.code == 1
     assert "Username is already in use" in result.err
     assert migrated.users() == {"alice": "user"}
+
+
+@pytest.mark.parametrize(
+    "username", [*INVISIBLE_NAMES, pytest.param(LONE_SURROGATE, id="Cs-lone-surrogate")]
+)
+def test_users_create_refuses_invisible_characters(migrated: Cli, username: str) -> None:
+    assert migrated.create("admin").code == 0
+    result = migrated(
+        "users", "create", username, "--email", "lookalike@example.com", stdin=PASSWORD + "\n"
+    )
+    assert result.code == 1
+    assert f"authgate: {REFUSAL}\n" in result.err
+    assert migrated.users() == {"admin": "user"}
 
 
 def test_users_commands_refuse_a_database_that_was_never_migrated(cli: Cli) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from authgate.config import Settings
+from authgate.config import Settings, looks_random
 from authgate.errors import ConfigurationError
 from authgate.keyfiles import signing_key
 
-STRONG = "k" * 40
+STRONG = "q3ZrT8vLm0XbW2yNcA7pHsJ4dK9fUe1G"  # a typical random key, in the source for tests
 
 
 def test_defaults_need_no_configuration() -> None:
@@ -90,6 +93,121 @@ def test_production_refuses_to_start_without_a_key() -> None:
 def test_weak_or_well_known_keys_are_refused(key: str, env: str) -> None:
     with pytest.raises(ConfigurationError, match="AUTHGATE_SIGNING_KEY"):
         Settings.from_env({"AUTHGATE_ENV": env, "AUTHGATE_SIGNING_KEY": key}, dotenv=None)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param("k" * 40, id="one-character"),
+        pytest.param("ab" * 20, id="two-characters"),
+        pytest.param("abcd" * 10, id="four-characters"),
+        pytest.param("0000000000000000000000000000000000000001", id="almost-one-character"),
+        pytest.param("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bcdefghij", id="mostly-one"),
+    ],
+)
+@pytest.mark.parametrize("env", ["production", "development"])
+def test_signing_keys_of_too_few_characters_are_refused(key: str, env: str) -> None:
+    with pytest.raises(ConfigurationError, match="AUTHGATE_SIGNING_KEY repeats too few") as error:
+        Settings.from_env({"AUTHGATE_ENV": env, "AUTHGATE_SIGNING_KEY": key}, dotenv=None)
+    assert key not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: secrets.token_urlsafe(32), id="secrets.token_urlsafe(32)"),
+        pytest.param(
+            lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+            id="openssl-rand-base64-32",
+        ),
+        pytest.param(
+            lambda: base64.b64encode(secrets.token_bytes(48)).decode(),
+            id="openssl-rand-base64-48",
+        ),
+        pytest.param(lambda: secrets.token_hex(32), id="openssl-rand-hex-32"),
+    ],
+)
+def test_generated_signing_keys_are_accepted(make: Callable[[], str]) -> None:
+    for _ in range(200):
+        key = make()
+        assert Settings.from_env({"AUTHGATE_SIGNING_KEY": key}, dotenv=None).signing_key == key
+
+
+def test_the_key_authgate_generates_passes_its_own_rule(tmp_path: Path) -> None:
+    for attempt in range(50):
+        settings = Settings.from_env({"AUTHGATE_DATA_DIR": str(tmp_path / str(attempt))}, None)
+        assert looks_random(signing_key(settings).decode())
+
+
+def test_a_key_file_of_too_few_characters_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "signing.key").write_text("k" * 40)
+    (tmp_path / "signing.key").chmod(0o600)
+    settings = Settings.from_env({"AUTHGATE_DATA_DIR": str(tmp_path)}, dotenv=None)
+    with pytest.raises(ConfigurationError, match="repeats too few characters"):
+        signing_key(settings)
+
+
+@pytest.mark.parametrize("origin", ["null", "NULL", "Null"])
+def test_the_null_origin_is_refused(origin: str) -> None:
+    with pytest.raises(ConfigurationError, match="AUTHGATE_CORS_ORIGINS: 'null' is refused"):
+        Settings.from_env({"AUTHGATE_CORS_ORIGINS": f"https://app.example,{origin}"}, dotenv=None)
+
+
+@pytest.mark.parametrize(
+    "origin", ["app.example", "https://app.example/", "https://app.example/path", "file://"]
+)
+def test_cors_entries_that_are_not_origins_are_refused(origin: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"AUTHGATE_CORS_ORIGINS: .* is not an origin"):
+        Settings.from_env({"AUTHGATE_CORS_ORIGINS": origin}, dotenv=None)
+
+
+@pytest.mark.parametrize(
+    "origin", ["http://localhost:8081", "https://app.example", "http://[::1]:3000"]
+)
+def test_exact_origins_are_accepted(origin: str) -> None:
+    settings = Settings.from_env({"AUTHGATE_CORS_ORIGINS": origin}, dotenv=None)
+    assert settings.cors_origins == (origin,)
+
+
+@pytest.mark.parametrize(
+    "proxies",
+    [
+        "0.0.0.0/0",
+        "::/0",
+        "10.0.0.1, 0.0.0.0/0",
+        "128.0.0.0/1",
+        "10.0.0.0/7",
+        "2000::/3",
+        "::/7",
+        "::ffff:0:0/96",
+        "::ffff:0.0.0.0/100",
+    ],
+)
+def test_trusted_proxy_networks_that_trust_everyone_are_refused(proxies: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"AUTHGATE_TRUSTED_PROXIES: .* is too wide"):
+        Settings.from_env({"AUTHGATE_TRUSTED_PROXIES": proxies}, dotenv=None)
+
+
+@pytest.mark.parametrize(
+    "proxies",
+    [
+        "127.0.0.1",
+        "10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16",
+        "::1",
+        "fc00::/7",
+        "fd00::/8",
+        "2400:cb00::/32",
+        "::ffff:10.0.0.0/104",
+    ],
+)
+def test_proxy_addresses_and_private_networks_are_accepted(proxies: str) -> None:
+    settings = Settings.from_env({"AUTHGATE_TRUSTED_PROXIES": proxies}, dotenv=None)
+    assert len(settings.trusted_proxies) == proxies.count(",") + 1
+
+
+def test_a_trusted_proxy_that_is_not_an_address_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"AUTHGATE_TRUSTED_PROXIES: 'proxy\.local'"):
+        Settings.from_env({"AUTHGATE_TRUSTED_PROXIES": "proxy.local"}, dotenv=None)
 
 
 def test_development_generates_one_private_key_and_keeps_it(tmp_path: Path) -> None:

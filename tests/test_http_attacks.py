@@ -71,6 +71,10 @@ FORGERIES = {
     "TF-20 crit": sign(
         {"alg": "HS256", "typ": "at+jwt", "crit": ["x-unknown"], "x-unknown": 1}, claims()
     ),
+    "TF-25 exp ten years after iat": token(exp=1_800_000_000 + 10 * 365 * 86400),
+    "TF-25 lifetime one second too long": token(exp=1_800_000_000 + 901),
+    "TF-26 unknown claim": token(admin=True),
+    "TF-26 unknown claim scope": token(scope="admin"),
 }
 
 

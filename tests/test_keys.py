@@ -22,7 +22,7 @@ from authgate.runtime import build_service
 from authgate.service import AuthService
 from authgate.storage import Database
 from tests.conftest import FakeClock
-from tests.forge import b64, claims, segment
+from tests.forge import b64, claims, flip_s, segment
 from tests.helpers import legacy, signed_in
 
 pytestmark = [pytest.mark.anyio, pytest.mark.plain_tokens]
@@ -83,6 +83,16 @@ async def test_a_service_with_only_the_key_set_verifies_tokens(
         verified = jwt.decode(token, key_set_object, algorithms=[algorithm])
         assert verified.claims["sub"] == str(signed["id"])
         assert (await client.get("/api/test/user", headers=legacy(token))).status_code == 200
+
+
+async def test_an_es256_token_has_one_spelling(open_app: OpenApp) -> None:
+    """(r, n - s) verifies mathematically; only authgate's low-S spelling is accepted."""
+    async with open_app(signing_algorithm="ES256") as (_, client):
+        token = (await signed_in(client))["accessToken"]
+        assert (await client.get("/api/test/user", headers=legacy(token))).status_code == 200
+        response = await client.get("/api/test/user", headers=legacy(flip_s(token)))
+        assert response.status_code == 401
+        assert response.json() == {"message": "Unauthorized!"}
 
 
 async def test_hs256_publishes_nothing(client: httpx.AsyncClient) -> None:

@@ -240,7 +240,7 @@ async def test_hsts_only_when_clients_use_tls(service: AuthService, settings: Se
 def test_production_refuses_cookies_without_tls() -> None:
     base = {
         "AUTHGATE_ENV": "production",
-        "AUTHGATE_SIGNING_KEY": "k" * 40,
+        "AUTHGATE_SIGNING_KEY": "q3ZrT8vLm0XbW2yNcA7pHsJ4dK9fUe1G",
         "AUTHGATE_COOKIE_TRANSPORT": "true",
     }
     with pytest.raises(ConfigurationError, match="TLS"):

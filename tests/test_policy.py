@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import unicodedata
 
 import httpx
 import pytest
 
+from authgate.models import NewUser, Role
+from authgate.policy import username_key
+from authgate.service import AuthService
 from tests.conftest import PASSWORD
 from tests.helpers import sign_in, sign_up
+from tests.invisible import INVISIBLE_NAMES, LONE_SURROGATE, REFUSAL, SEPARATOR_NAMES
 
 pytestmark = pytest.mark.anyio
 
@@ -40,6 +45,70 @@ async def test_unusable_usernames_are_refused_with_a_reason(
     response = await sign_up(client, username)
     assert response.status_code == 400
     assert "Username" in response.json()["message"]
+
+
+async def _sign_up_escaped(client: httpx.AsyncClient, username: str) -> httpx.Response:
+    """Sign-up with every non-ASCII character as a JSON escape (a lone surrogate included)."""
+    body = {"username": username, "email": "lookalike@example.com", "password": PASSWORD}
+    return await client.post(
+        "/api/auth/signup",
+        content=json.dumps(body),
+        headers={"content-type": "application/json"},
+    )
+
+
+@pytest.mark.parametrize("username", INVISIBLE_NAMES)
+async def test_invisible_characters_are_refused_in_new_usernames(
+    client: httpx.AsyncClient, username: str
+) -> None:
+    assert (await sign_up(client, "admin")).status_code == 200
+    response = await _sign_up_escaped(client, username)
+    assert response.status_code == 400
+    assert response.json() == {"message": REFUSAL}
+    assert (await sign_in(client, username)).status_code == 401
+
+
+async def test_a_lone_surrogate_is_refused_as_invalid_json(client: httpx.AsyncClient) -> None:
+    response = await _sign_up_escaped(client, LONE_SURROGATE)
+    assert response.status_code == 400
+    assert response.json() == {"message": "The request body is not valid JSON."}
+
+
+@pytest.mark.parametrize("username", SEPARATOR_NAMES)
+async def test_line_and_paragraph_separators_are_refused_in_usernames(
+    client: httpx.AsyncClient, username: str
+) -> None:
+    response = await _sign_up_escaped(client, username)
+    assert response.status_code == 400
+    assert response.json()["message"].startswith("Failed! Username must")
+
+
+@pytest.mark.parametrize("username", ["jürgen", "Ελένη", "漢字名", "ㄱㄴㄷ", "한국어", "🔐lock"])
+async def test_visible_letters_of_any_script_stay_usable(
+    client: httpx.AsyncClient, username: str
+) -> None:
+    assert (await sign_up(client, username)).status_code == 200
+    assert (await sign_in(client, username)).status_code == 200
+
+
+async def test_an_account_named_before_the_rule_still_signs_in(
+    client: httpx.AsyncClient, service: AuthService
+) -> None:
+    old_name = "old\u200bname"
+    password_hash = await service.hasher.hash(PASSWORD)
+    async with service.database.transaction() as tx:
+        await tx.users.insert(
+            NewUser(
+                username=old_name,
+                email="old@example.com",
+                password_hash=password_hash,
+                roles=frozenset({Role.USER}),
+            ),
+            username_key=username_key(old_name),
+            email_key="old@example.com",
+            now=0,
+        )
+    assert (await sign_in(client, old_name)).status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -428,6 +428,7 @@ REFUSALS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "production-empty-key": ({**PRODUCTION, "AUTHGATE_SIGNING_KEY": ""}, ()),
     "production-short-key": ({**PRODUCTION, "AUTHGATE_SIGNING_KEY": "too-short-0123456789"}, ()),
     "production-tutorial-key": ({**PRODUCTION, "AUTHGATE_SIGNING_KEY": "bezkoder-secret-key"}, ()),
+    "production-repeated-key": ({**PRODUCTION, "AUTHGATE_SIGNING_KEY": "k" * 40}, ()),
     "unmigrated-granian": ({}, ("--server", "granian")),
     "unmigrated-uvicorn": ({}, ("--server", "uvicorn")),
     # No directory can be made under a device file, not even by root.

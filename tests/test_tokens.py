@@ -9,16 +9,18 @@ import json
 import pytest
 
 from authgate.errors import InvalidTokenError, TokenError, TokenExpiredError
-from authgate.keys import KeyRing, hs256_key
+from authgate.keys import KeyRing, SigningKey, generate, hs256_key
 from authgate.models import Role
 from authgate.tokens import TokenCodec
 from tests.conftest import TEST_KEY, FakeClock
-from tests.forge import NOW, b64, claims, segment, sign, token
+from tests.forge import NOW, P256_ORDER, b64, claims, es256_s, flip_s, segment, sign, token
 
 
-def codec(clock: FakeClock, *, leeway: int = 30, cache_size: int = 100) -> TokenCodec:
+def codec(
+    clock: FakeClock, *, leeway: int = 30, cache_size: int = 100, key: SigningKey | None = None
+) -> TokenCodec:
     return TokenCodec(
-        KeyRing([hs256_key(TEST_KEY.encode())], clock=clock),
+        KeyRing([key or hs256_key(TEST_KEY.encode())], clock=clock),
         issuer="authgate",
         audience="authgate",
         ttl_seconds=900,
@@ -49,6 +51,32 @@ def test_an_issued_token_carries_the_registered_claims(tokens: TokenCodec) -> No
     decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     assert {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "roles", "sid"} <= set(decoded)
     assert "password" not in json.dumps(decoded)
+
+
+def test_es256_tokens_are_signed_low_s_and_only_low_s_verifies(clock: FakeClock) -> None:
+    key = SigningKey(kid="es", algorithm="ES256", key=generate("ES256"), activates_at=0)
+    tokens = codec(clock, key=key, cache_size=0)
+    issued = [tokens.issue(1, frozenset({Role.USER}), "s" * 32, auth_time=0) for _ in range(40)]
+    # A signer that ignores S signs high-S half the time: 40 low ones by chance is 1 in 2**40.
+    assert all(es256_s(genuine) <= P256_ORDER // 2 for genuine in issued)
+    for genuine in issued[:5]:
+        assert tokens.verify(genuine).user_id == 1
+        with pytest.raises(InvalidTokenError):
+            tokens.verify(flip_s(genuine))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({}, id="lifetime-exactly-the-ttl"),
+        pytest.param({"exp": NOW + 60}, id="shorter-lifetime"),
+        pytest.param({"auth_time": NOW - 3600}, id="auth-time"),
+    ],
+)
+def test_tokens_within_the_lifetime_with_known_claims_verify(
+    tokens: TokenCodec, overrides: dict[str, object]
+) -> None:
+    assert tokens.verify(token(**overrides)).user_id == 1
 
 
 def test_a_hand_made_token_with_our_key_verifies(tokens: TokenCodec) -> None:
@@ -186,6 +214,12 @@ def test_injected_kid_values_select_nothing(tokens: TokenCodec, kid: str, key: b
         pytest.param({"nbf": NOW + 120}, id="nbf-future"),
         pytest.param({"iat": NOW + 120}, id="iat-future"),
         pytest.param({"exp": NOW - 31}, id="exp-past-leeway"),
+        pytest.param({"exp": NOW + 901}, id="lifetime-one-second-too-long"),
+        pytest.param({"iat": NOW - 60, "exp": NOW + 860}, id="lifetime-from-an-earlier-iat"),
+        pytest.param({"exp": NOW + 10 * 365 * 86400}, id="exp-ten-years-after-iat"),
+        pytest.param({"admin": True}, id="unknown-claim"),
+        pytest.param({"scope": "admin"}, id="unknown-claim-scope"),
+        pytest.param({"auth_time": "yesterday"}, id="auth-time-string"),
     ],
 )
 def test_claims_are_checked_strictly(tokens: TokenCodec, overrides: dict[str, object]) -> None:

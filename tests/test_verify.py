@@ -9,6 +9,7 @@ import httpx
 import pytest
 from examples.site_b import create_app
 from fastapi import Depends, FastAPI
+from joserfc import jwt
 from starlette.applications import Starlette
 
 from authgate.config import Settings
@@ -19,6 +20,7 @@ from authgate.service import AuthService
 from authgate.storage import Database
 from authgate.verify import AccessClaims, Authenticated, Verifier
 from tests.conftest import FakeClock
+from tests.forge import NOW, claims, flip_s
 from tests.helpers import bearer, legacy, signed_in
 
 pytestmark = [pytest.mark.anyio, pytest.mark.plain_tokens]
@@ -40,15 +42,16 @@ class CountingTransport(httpx.AsyncBaseTransport):
 
 @pytest.fixture
 async def authgate(
-    settings: Settings, database: Database, clock: FakeClock
+    request: pytest.FixtureRequest, settings: Settings, database: Database, clock: FakeClock
 ) -> AsyncIterator[tuple[AuthService, Starlette]]:
-    eddsa = settings.replace(
-        signing_algorithm="EdDSA",
+    """authgate with a key pair: EdDSA, or the algorithm a test asks for (``indirect``)."""
+    changed = settings.replace(
+        signing_algorithm=getattr(request, "param", "EdDSA"),
         key_encryption_key=secrets.token_urlsafe(32),
         key_publish_seconds=60,
     )
-    service = await build_service(eddsa, database, clock=clock)
-    yield service, build_app(service, eddsa)
+    service = await build_service(changed, database, clock=clock)
+    yield service, build_app(service, changed)
     await service.aclose()
 
 
@@ -98,6 +101,41 @@ async def test_tampered_and_expired_tokens_are_refused(
     clock.advance(15 * 60 + 31)
     with pytest.raises(TokenExpiredError):
         await verifier.verify(token)
+
+
+@pytest.mark.parametrize("authgate", ["ES256"], indirect=True)
+async def test_the_high_s_spelling_of_an_es256_token_is_refused(
+    authgate_client: httpx.AsyncClient, verifier: Verifier
+) -> None:
+    token = (await signed_in(authgate_client))["accessToken"]
+    assert (await verifier.verify(token)).subject
+    with pytest.raises(InvalidTokenError):
+        await verifier.verify(flip_s(token))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "accepted"),
+    [
+        pytest.param({}, True, id="control"),
+        pytest.param({"exp": NOW + 901}, False, id="lifetime-one-second-too-long"),
+        pytest.param({"exp": NOW + 10 * 365 * 86400}, False, id="exp-ten-years-after-iat"),
+        pytest.param({"scope": "admin"}, False, id="unknown-claim"),
+    ],
+)
+async def test_tokens_signed_with_the_real_key_are_held_to_the_lifetime_and_claims(
+    authgate: tuple[AuthService, Starlette],
+    verifier: Verifier,
+    overrides: dict[str, object],
+    accepted: bool,
+) -> None:
+    [key] = await authgate[0].keys.load()
+    header = {"alg": key.algorithm, "typ": "at+jwt", "kid": key.kid}
+    forged = jwt.encode(header, claims(**overrides), key.key, algorithms=[key.algorithm])
+    if accepted:
+        assert (await verifier.verify(forged)).subject == "1"
+    else:
+        with pytest.raises(InvalidTokenError):
+            await verifier.verify(forged)
 
 
 async def test_unknown_kids_refresh_the_key_set_at_a_bounded_rate(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
+import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +27,17 @@ KNOWN_WEAK_KEYS = frozenset(
     {"bezkoder-secret-key", "secret", "changeme", "change-me", "your-256-bit-secret", "jwt-secret"}
 )
 MIN_SIGNING_KEY_BYTES = 32
+#: A secret's characters must be at least this varied (Shannon's estimate over the key's own
+#: characters, in bits per character): as varied as eight equally used characters. Keys of
+#: `secrets.token_urlsafe(32)`, `openssl rand -base64 32` and `openssl rand -hex 32` measure
+#: 3.3 to 5.2; "k" * 40 measures 0 and "abcd" * 10 measures 2.
+MIN_SECRET_BITS_PER_CHARACTER = 3.0
+#: Trusted-proxy networks must be at least this narrow, so no entry trusts everyone:
+#: IPv4 /8 (10.0.0.0/8 is fine), IPv6 /7 (fc00::/7 is fine), and IPv4-mapped IPv6 /104.
+MIN_PROXY_PREFIX = {4: 8, 6: 7}
+_IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+#: An origin as browsers send it: scheme, host, optional port; no path, no ``null``.
+_ORIGIN = re.compile(r"^https?://[^/?#@\s]+$")
 
 Seconds = Annotated[int, msgspec.Meta(ge=1, le=10 * 365 * 86400)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
@@ -161,6 +175,11 @@ class Settings:
                 raise ConfigurationError(
                     f"{PREFIX}SIGNING_KEY must be at least {MIN_SIGNING_KEY_BYTES} random bytes."
                 )
+            if not looks_random(self.signing_key):
+                raise ConfigurationError(
+                    f"{PREFIX}SIGNING_KEY repeats too few characters to be random; generate "
+                    "one (e.g. `openssl rand -base64 48`)."
+                )
         elif self.env == "production" and self.signing_algorithm == "HS256":
             raise ConfigurationError(
                 f"{PREFIX}SIGNING_KEY is required when {PREFIX}ENV=production "
@@ -187,17 +206,23 @@ class Settings:
                 f"{PREFIX}COOKIE_TRANSPORT in production needs TLS: set {PREFIX}TLS_CERT_FILE "
                 f"and {PREFIX}TLS_KEY_FILE, or {PREFIX}BEHIND_TLS_PROXY=true."
             )
-        try:
-            for proxy in self.trusted_proxies:
-                ipaddress.ip_network(proxy, strict=False)
-        except ValueError:
-            raise ConfigurationError(
-                f"{PREFIX}TRUSTED_PROXIES: {proxy!r} is not an address or network."
-            ) from None
+        for proxy in self.trusted_proxies:
+            _check_proxy(proxy)
         if "*" in self.cors_origins:
             raise ConfigurationError(
                 f"{PREFIX}CORS_ORIGINS must list exact origins; '*' is refused."
             )
+        for origin in self.cors_origins:
+            if origin.lower() == "null":
+                raise ConfigurationError(
+                    f"{PREFIX}CORS_ORIGINS: 'null' is refused: it is the origin of sandboxed "
+                    "frames and local files, which anyone can create."
+                )
+            if not _ORIGIN.fullmatch(origin):
+                raise ConfigurationError(
+                    f"{PREFIX}CORS_ORIGINS: {origin!r} is not an origin; list each as "
+                    "scheme://host[:port] (e.g. https://app.example), without a path."
+                )
         if self.password_min_length > self.password_max_length:
             raise ConfigurationError(
                 f"{PREFIX}PASSWORD_MIN_LENGTH exceeds {PREFIX}PASSWORD_MAX_LENGTH."
@@ -216,6 +241,38 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied and validated like the environment's values."""
         return Settings.from_mapping({**dataclasses.asdict(self), **changes})
+
+
+def looks_random(secret: str) -> bool:
+    """Whether a secret's characters are varied enough (``MIN_SECRET_BITS_PER_CHARACTER``).
+
+    A screen for placeholders and repeated characters, not a measure of real entropy: no
+    test over one string can tell a random key from a clever pattern.
+    """
+    if not secret:
+        return False
+    counts = Counter(secret).values()
+    bits = -sum(n / len(secret) * math.log2(n / len(secret)) for n in counts)
+    return bits >= MIN_SECRET_BITS_PER_CHARACTER
+
+
+def _check_proxy(proxy: str) -> None:
+    """An address or a network narrow enough not to trust everyone."""
+    try:
+        network = ipaddress.ip_network(proxy, strict=False)
+    except ValueError:
+        raise ConfigurationError(
+            f"{PREFIX}TRUSTED_PROXIES: {proxy!r} is not an address or network."
+        ) from None
+    shortest = MIN_PROXY_PREFIX[network.version]
+    if network.version == 6 and network.overlaps(_IPV4_MAPPED):
+        shortest = 96 + MIN_PROXY_PREFIX[4]
+    if network.prefixlen < shortest:
+        raise ConfigurationError(
+            f"{PREFIX}TRUSTED_PROXIES: {proxy!r} is too wide (shorter than /{shortest}): "
+            "it would believe X-Forwarded-For from almost anyone. List your proxies' own "
+            "addresses or networks."
+        )
 
 
 def _explain(error: msgspec.ValidationError) -> str:

@@ -16,7 +16,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from authgate.config import Settings
+from authgate.config import Settings, looks_random
 from authgate.errors import ConfigurationError
 
 log = logging.getLogger("authgate.keys")
@@ -80,6 +80,10 @@ def _development_secret(path: Path, variable: str) -> bytes:
         secret = path.read_bytes().strip()
         if len(secret) < 32:
             raise ConfigurationError(f"{path} holds fewer than 32 bytes; delete it.") from None
+        if not looks_random(secret.decode("utf-8", "replace")):
+            raise ConfigurationError(
+                f"{path} repeats too few characters to be random; delete it."
+            ) from None
         return secret
     secret = secrets.token_urlsafe(32).encode()  # 256 random bits
     with os.fdopen(fd, "wb") as handle:

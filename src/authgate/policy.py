@@ -1,7 +1,10 @@
 """Normalisation and acceptance rules for usernames, emails and passwords.
 
 One function per field, used identically at sign-up, sign-in and by the CLI, so
-"Alice", " alice " and the NFD spelling of a name are one account everywhere.
+"Alice", " alice " and the NFD spelling of a name are one account everywhere. A new
+username must also be visible: :func:`new_username` is the one rule for names that are
+created, while lookups (sign-in, the CLI's ``users`` commands) keep finding accounts made
+before that rule existed.
 """
 
 from __future__ import annotations
@@ -32,6 +35,53 @@ def normalize_username(raw: str) -> str:
     if not _USERNAME.fullmatch(username):
         raise InvalidInputError(
             "Failed! Username must be 3 to 64 characters without spaces or control characters."
+        )
+    return username
+
+
+#: Categories no username may contain: format characters (zero-width space and joiner,
+#: soft hyphen, direction marks and overrides, the byte-order mark, tag characters),
+#: surrogates, private use, unassigned code points (as of Python's Unicode database),
+#: and line and paragraph separators.
+_REFUSED_CATEGORIES = frozenset({"Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+#: Characters outside those categories that draw nothing. The first group is every
+#: Default_Ignorable_Code_Point of Unicode's DerivedCoreProperties.txt that is not Cf or Cn
+#: (those are refused by category); the second draws a blank glyph without being
+#: default-ignorable. NFKC maps U+3164 and U+FFA0 to U+1160, which is listed too.
+_BLANK = frozenset(
+    [
+        "\u034f",  # COMBINING GRAPHEME JOINER
+        "\u115f",  # HANGUL CHOSEONG FILLER
+        "\u1160",  # HANGUL JUNGSEONG FILLER
+        "\u17b4",  # KHMER VOWEL INHERENT AQ
+        "\u17b5",  # KHMER VOWEL INHERENT AA
+        *map(chr, range(0x180B, 0x180E)),  # MONGOLIAN FREE VARIATION SELECTORS ONE..THREE
+        "\u180f",  # MONGOLIAN FREE VARIATION SELECTOR FOUR
+        "\u3164",  # HANGUL FILLER
+        *map(chr, range(0xFE00, 0xFE10)),  # VARIATION SELECTORS 1..16
+        "\uffa0",  # HALFWIDTH HANGUL FILLER
+        *map(chr, range(0xE0100, 0xE01F0)),  # VARIATION SELECTORS 17..256
+        # Not default-ignorable, but blank:
+        "\u2800",  # BRAILLE PATTERN BLANK
+        "\U00016fe4",  # KHITAN SMALL SCRIPT FILLER
+        "\U0001d159",  # MUSICAL SYMBOL NULL NOTEHEAD
+    ]
+)
+
+
+def is_invisible(char: str) -> bool:
+    """Whether one character may not appear in a new username (see the two sets above)."""
+    return char in _BLANK or unicodedata.category(char) in _REFUSED_CATEGORIES
+
+
+def new_username(raw: str) -> str:
+    """A username for a new account: :func:`normalize_username`, and nothing invisible or
+    direction-changing, so ``ad\\u200bmin`` cannot sit beside ``admin``."""
+    username = normalize_username(raw)
+    if any(map(is_invisible, username)):
+        raise InvalidInputError(
+            "Failed! Username must not contain invisible or direction-changing characters."
         )
     return username
 

@@ -40,6 +40,7 @@ from authgate.passwords import PasswordHasher
 from authgate.policy import (
     check_password,
     email_key,
+    new_username,
     normalize_email,
     normalize_password,
     normalize_username,
@@ -149,7 +150,7 @@ class AuthService:
     async def _create_user(
         self, username: str, email: str, password: str, wanted: frozenset[Role]
     ) -> int:
-        name = normalize_username(username)
+        name = new_username(username)
         address = normalize_email(email)
         secret = normalize_password(password)
         check_password(secret, min_length=self._password_min, max_length=self._password_max)

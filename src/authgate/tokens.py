@@ -28,7 +28,7 @@ import msgspec
 from joserfc import jwe, jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
-from joserfc.util import urlsafe_b64decode
+from joserfc.util import urlsafe_b64decode, urlsafe_b64encode
 
 from authgate.errors import InvalidTokenError, TokenExpiredError
 from authgate.keys import KeyRing, SigningKey
@@ -40,14 +40,18 @@ _JWS_COMPACT = re.compile(rb"^%s\.%s\.%s$" % (_SEGMENT, _SEGMENT, _SEGMENT))
 # ``dir`` has an empty encrypted-key segment.
 _JWE_COMPACT = re.compile(rb"^%s\.\.%s\.%s\.%s$" % (_SEGMENT, _SEGMENT, _SEGMENT, _SEGMENT))
 _ALLOWED_HEADER = frozenset({"alg", "typ", "kid"})
+#: The order n of P-256 (SEC 2). An ECDSA signature (r, s) also verifies as (r, n - s), so
+#: only the low-S spelling (s <= n / 2) is signed or accepted: no token has two spellings.
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _JWE_HEADER = {"alg": "dir", "enc": "A256GCM", "cty": "JWT"}
 
 #: Finds a trusted key by the token's ``kid`` (None when the header has none).
 KeyLookup = Callable[[str | None], SigningKey | None]
 
 
-class _Claims(msgspec.Struct, frozen=True):
-    """The wire shape of our access-token payload; anything else is refused."""
+class _Claims(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The wire shape of our access-token payload; anything else, an unknown claim
+    included, is refused."""
 
     iss: str
     aud: str
@@ -109,6 +113,22 @@ def _header(segment: bytes) -> dict[str, object] | None:
     return header if isinstance(header, dict) else None
 
 
+def _high_s(signature: bytes) -> bool:
+    """Whether an ES256 signature (r || s, 32 bytes each) is the high-S spelling."""
+    return int.from_bytes(signature[32:], "big") > _P256_ORDER // 2
+
+
+def _low_s(token: str) -> str:
+    """A compact ES256 token with its signature in the low-S spelling."""
+    signing_input, _, signature_segment = token.rpartition(".")
+    signature = _b64decode(signature_segment.encode())
+    if not _high_s(signature):
+        return token
+    s = _P256_ORDER - int.from_bytes(signature[32:], "big")
+    low = signature[:32] + s.to_bytes(32, "big")
+    return f"{signing_input}.{urlsafe_b64encode(low).decode()}"
+
+
 def _signature_valid(key: SigningKey, raw: bytes, signature_segment: bytes) -> bool:
     """The signature over ``header.payload``, by the key and algorithm already bound."""
     if key.algorithm == "HS256" and isinstance(key.key, OctKey):
@@ -117,6 +137,8 @@ def _signature_valid(key: SigningKey, raw: bytes, signature_segment: bytes) -> b
         signing_input = raw[: len(raw) - len(signature_segment) - 1]
         expected = hmac.new(key.key.raw_value, signing_input, hashlib.sha256).digest()
         return hmac.compare_digest(expected, _b64decode(signature_segment))
+    if key.algorithm == "ES256" and _high_s(_b64decode(signature_segment)):
+        return False
     return jws.validate_compact(jws.extract_compact(raw), key.key, algorithms=[key.algorithm])
 
 
@@ -131,16 +153,20 @@ class TokenVerifier:
         issuer: str,
         audience: str,
         leeway_seconds: int,
+        max_lifetime_seconds: int,
         max_token_bytes: int,
         cache_size: int,
         clock: Clock,
         decryption_key: bytes | None = None,
     ) -> None:
+        """``max_lifetime_seconds``: the longest ``exp - iat`` accepted (the issuer's
+        access-token lifetime), so a token minted with a stolen key cannot outlive it."""
         self._lookup = lookup
         self._algorithms = algorithms
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway_seconds
+        self._max_lifetime = max_lifetime_seconds
         self._max_bytes = max_token_bytes
         self._clock = clock
         self._decryption_key = None if decryption_key is None else OctKey.import_key(decryption_key)
@@ -186,7 +212,12 @@ class TokenVerifier:
             claims = _CLAIMS.decode(_b64decode(payload_segment))
         except (JoseError, ValueError, TypeError, msgspec.DecodeError):
             raise InvalidTokenError() from None
-        if claims.iss != self._issuer or claims.aud != self._audience or not claims.sub.isdecimal():
+        if (
+            claims.iss != self._issuer
+            or claims.aud != self._audience
+            or not claims.sub.isdecimal()
+            or claims.exp - claims.iat > self._max_lifetime
+        ):
             raise InvalidTokenError()
         return AccessClaims(
             subject=claims.sub,
@@ -262,6 +293,8 @@ class TokenIssuer:
         signer = self._ring.signer()
         header = {"alg": signer.algorithm, "typ": TOKEN_TYPE, "kid": signer.kid}
         signed = jwt.encode(header, claims, signer.key, algorithms=[signer.algorithm])
+        if signer.algorithm == "ES256":
+            signed = _low_s(signed)
         if self._encryption_key is None:
             return signed
         return jwe.encrypt_compact(_JWE_HEADER, signed.encode(), self._encryption_key)
@@ -298,6 +331,7 @@ class TokenCodec:
             issuer=issuer,
             audience=audience,
             leeway_seconds=leeway_seconds,
+            max_lifetime_seconds=ttl_seconds,
             max_token_bytes=max_token_bytes,
             cache_size=cache_size,
             clock=clock,

@@ -4,7 +4,9 @@
                         issuer="authgate", audience="authgate")
     claims = await verifier.verify(token)          # AccessClaims, or an AuthError
 
-Checks are exactly authgate's own (``authgate.tokens.TokenVerifier``). The key set
+Checks are exactly authgate's own (``authgate.tokens.TokenVerifier``); set
+``max_lifetime_seconds`` to authgate's ``AUTHGATE_ACCESS_TOKEN_TTL_SECONDS`` when it is not
+the default 900, since a token whose ``exp - iat`` is longer is refused. The key set
 comes from the URL given here, never from a token; it is cached, and fetched again
 when a token names an unknown ``kid``, at most once per ``min_refresh_seconds``.
 Revocation is not visible here: a revoked session's tokens live until they expire
@@ -49,6 +51,7 @@ class Verifier:
         audience: str,
         algorithms: Iterable[str] = ("EdDSA", "ES256", "RS256"),
         leeway_seconds: int = 30,
+        max_lifetime_seconds: int = 900,
         min_refresh_seconds: float = 30,
         cache_size: int = 10_000,
         decryption_key: bytes | None = None,
@@ -70,6 +73,7 @@ class Verifier:
             issuer=issuer,
             audience=audience,
             leeway_seconds=leeway_seconds,
+            max_lifetime_seconds=max_lifetime_seconds,
             max_token_bytes=8192,
             cache_size=cache_size,
             clock=clock,
