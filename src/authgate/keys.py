@@ -79,7 +79,7 @@ class Sealer:
     """Short secrets sealed under a 32-byte key with AES-256-GCM, written as base64url
     (nonce, ciphertext, tag): the successor a refresh's grace window repeats.
 
-    About 2 µs a seal, a tenth of a compact JWE's cost, on every refresh. The nonce is 96
+    A few µs a seal (a compact JWE took about 30), paid on every refresh. The nonce is 96
     random bits: a seal is cleared when its token is spent or by the purge, so the seals
     that exist at one time are far too few for two to share a nonce."""
 
