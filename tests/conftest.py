@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -107,6 +108,27 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://authgate.test") as client:
         yield client
+
+
+ClientWith = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+def client_with(settings: Settings, database: Database, clock: FakeClock) -> ClientWith:
+    """A client of an app whose settings differ from the test defaults by ``changes``."""
+
+    @asynccontextmanager
+    async def open_client(**changes: object) -> AsyncIterator[httpx.AsyncClient]:
+        changed = settings.replace(**changes)
+        service = await build_service(changed, database, clock=clock)
+        transport = httpx.ASGITransport(app=build_app(service, changed))
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://authgate.test"
+        ) as client:
+            yield client
+        await service.aclose()
+
+    return open_client
 
 
 def pytest_configure(config: pytest.Config) -> None:

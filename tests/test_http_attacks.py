@@ -169,7 +169,8 @@ async def test_every_refresh_failure_looks_the_same(
     """RT-08: unknown, expired, revoked and reused tokens share one status and body."""
     unknown = await refresh(client, "never-issued")
     reused_token = (await signed_in(client, "alice"))["refreshToken"]
-    await refresh(client, reused_token)
+    successor = (await refresh(client, reused_token)).json()["refreshToken"]
+    await refresh(client, successor)  # once its successor is used, the token is reuse
     reused = await refresh(client, reused_token)
     revoked_token = (await sign_in(client, "alice")).json()["refreshToken"]
     await client.post("/api/auth/signout", json={"refreshToken": revoked_token})

@@ -6,7 +6,8 @@ import anyio
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD, FakeClock
+from authgate.config import Settings
+from tests.conftest import PASSWORD, ClientWith, FakeClock
 from tests.helpers import bearer, legacy, refresh, sign_in, sign_up, signed_in
 
 pytestmark = pytest.mark.anyio
@@ -227,48 +228,62 @@ async def test_refresh_without_a_token_uses_the_tutorials_message(
         assert response.json() == {"message": "Refresh Token is required!"}
 
 
-async def test_refresh_rotates_and_the_spent_token_fails(client: httpx.AsyncClient) -> None:
+async def test_refresh_rotates_and_the_spent_token_fails(
+    client: httpx.AsyncClient, settings: Settings, clock: FakeClock
+) -> None:
     first = (await signed_in(client))["refreshToken"]
     rotated = await refresh(client, first)
     assert rotated.status_code == 200
     second = rotated.json()["refreshToken"]
     assert second != first
+    clock.advance(settings.refresh_grace_seconds + 1)  # past the window for a lost answer
     assert (await refresh(client, first)).status_code == 403
 
 
-async def test_reusing_a_refresh_token_revokes_the_whole_session(client: httpx.AsyncClient) -> None:
+async def test_reusing_a_refresh_token_revokes_the_whole_session(
+    client: httpx.AsyncClient, settings: Settings, clock: FakeClock
+) -> None:
     first = (await signed_in(client))["refreshToken"]
     second = (await refresh(client, first)).json()["refreshToken"]
+    clock.advance(settings.refresh_grace_seconds + 1)
     assert (await refresh(client, first)).status_code == 403  # theft detected
     assert (await refresh(client, second)).status_code == 403  # the legitimate successor died too
 
 
-async def test_sessions_are_independent(client: httpx.AsyncClient) -> None:
+async def test_sessions_are_independent(
+    client: httpx.AsyncClient, settings: Settings, clock: FakeClock
+) -> None:
     first = (await signed_in(client))["refreshToken"]
     other = (await sign_in(client)).json()["refreshToken"]
-    await refresh(client, first)
+    second = (await refresh(client, first)).json()["refreshToken"]
+    clock.advance(settings.refresh_grace_seconds + 1)
     await refresh(client, first)  # kills the first session only
+    assert (await refresh(client, second)).status_code == 403
     assert (await refresh(client, other)).status_code == 200
 
 
 async def test_ten_concurrent_refreshes_yield_at_most_one_successor(
-    client: httpx.AsyncClient,
+    client_with: ClientWith,
 ) -> None:
-    token = (await signed_in(client))["refreshToken"]
-    answers: list[httpx.Response] = []
+    """RT-03 without the grace window: one winner at most, and the others' reuse ends the
+    session. (With the window, the default, they share one successor:
+    ``test_with_grace_concurrent_refreshes_share_one_successor``.)"""
+    async with client_with(refresh_grace_seconds=0) as client:
+        token = (await signed_in(client))["refreshToken"]
+        answers: list[httpx.Response] = []
 
-    async def attempt() -> None:
-        answers.append(await refresh(client, token))
+        async def attempt() -> None:
+            answers.append(await refresh(client, token))
 
-    async with anyio.create_task_group() as group:
-        for _ in range(10):
-            group.start_soon(attempt)
-    winners = [r.json()["refreshToken"] for r in answers if r.status_code == 200]
-    assert len(winners) <= 1
-    assert all(r.status_code in (200, 403) for r in answers)
-    # Either way no successor may stay valid alongside a reuse: the session is revoked.
-    for successor in winners:
-        assert (await refresh(client, successor)).status_code == 403
+        async with anyio.create_task_group() as group:
+            for _ in range(10):
+                group.start_soon(attempt)
+        winners = [r.json()["refreshToken"] for r in answers if r.status_code == 200]
+        assert len(winners) <= 1
+        assert all(r.status_code in (200, 403) for r in answers)
+        # Either way no successor may stay valid alongside a reuse: the session is revoked.
+        for successor in winners:
+            assert (await refresh(client, successor)).status_code == 403
 
 
 async def test_rotation_never_extends_the_session(

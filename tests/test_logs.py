@@ -22,6 +22,8 @@ async def test_a_whole_session_logs_events_and_no_secret(
     signed = await signed_in(client)
     await client.get("/api/test/user", headers=legacy(signed["accessToken"]))
     renewed = (await refresh(client, signed["refreshToken"])).json()
+    repeated = (await refresh(client, signed["refreshToken"])).json()  # a lost answer's retry
+    third = (await refresh(client, renewed["refreshToken"])).json()
     await refresh(client, signed["refreshToken"])  # reuse: the session is revoked
     again = (await sign_in(client)).json()
     await client.post("/api/auth/signout", json={"refreshToken": again["refreshToken"]})
@@ -37,6 +39,9 @@ async def test_a_whole_session_logs_events_and_no_secret(
         signed["refreshToken"],
         renewed["accessToken"],
         renewed["refreshToken"],
+        repeated["accessToken"],
+        third["accessToken"],
+        third["refreshToken"],
         again["accessToken"],
         again["refreshToken"],
         "a wrong password",
@@ -47,6 +52,7 @@ async def test_a_whole_session_logs_events_and_no_secret(
     for expected in (
         "user.created",
         "sign_in.succeeded",
+        "refresh.repeated",
         "refresh.reuse_detected",
         "session.revoked",
         "sign_in.failed",

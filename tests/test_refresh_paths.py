@@ -4,13 +4,18 @@ nothing. The statements each path runs are read from the engine's events."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 
 from authgate.config import Settings
 from authgate.errors import (
@@ -19,6 +24,7 @@ from authgate.errors import (
     RefreshTokenRevokedError,
     StorageUnavailableError,
 )
+from authgate.http.app import build_app
 from authgate.models import Role
 from authgate.runtime import build_service
 from authgate.service import AuthService
@@ -64,15 +70,6 @@ async def rows(database: Database, query: str) -> list[sa.Row[Any]]:
 async def session_revoked(database: Database) -> bool:
     (row,) = await rows(database, "SELECT revoked_at FROM sessions")
     return row.revoked_at is not None
-
-
-@pytest.fixture
-async def graceful(
-    settings: Settings, database: Database, clock: FakeClock
-) -> AsyncIterator[AuthService]:
-    service = await build_service(settings.replace(refresh_grace_seconds=5), database, clock=clock)
-    yield service
-    await service.aclose()
 
 
 async def test_a_live_token_rotates_in_the_first_step(
@@ -122,10 +119,11 @@ async def test_the_first_step_writes_what_the_detailed_path_would(
 
 
 async def test_a_reused_token_misses_the_first_step_and_still_revokes_the_session(
-    service: AuthService, database: Database
+    service: AuthService, database: Database, settings: Settings, clock: FakeClock
 ) -> None:
     first = await sign_in(service)
     second = (await service.refresh(first)).refresh_token
+    clock.advance(settings.refresh_grace_seconds + 1)  # past the window for a lost answer
     with statements(database) as seen, pytest.raises(RefreshTokenReusedError):
         await service.refresh(first)
     assert any(s.startswith("UPDATE sessions SET revoked_at") for s in seen)
@@ -170,18 +168,113 @@ async def test_a_disabled_owners_token_misses_the_first_step_and_ends_the_sessio
 
 
 async def test_a_repeat_within_the_grace_window_gets_the_successor_the_first_step_sealed(
-    graceful: AuthService, database: Database, clock: FakeClock
+    service: AuthService, database: Database, clock: FakeClock
 ) -> None:
-    first = await sign_in(graceful)
-    second = (await graceful.refresh(first)).refresh_token
+    first = await sign_in(service)
+    second = (await service.refresh(first)).refresh_token
     (sealed,) = await rows(
         database, "SELECT sealed_token FROM refresh_tokens WHERE used_at IS NULL"
     )
     assert sealed.sealed_token  # sealed by the first step, for the window only
     clock.advance(3)
-    assert (await graceful.refresh(first)).refresh_token == second
+    assert (await service.refresh(first)).refresh_token == second
     assert not await session_revoked(database)
-    await graceful.refresh(second)
+    await service.refresh(second)
+
+
+class AnswerCutter:
+    """A TCP relay to the database that, once armed, forwards what the application sends and
+    cuts both connections when the database first answers: the database has done (and,
+    for a statement outside a transaction, committed) the work; the application never
+    hears of it."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._upstream = (host, port)
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.armed = False
+        self.cuts = 0
+        self.port = 0
+
+    async def __aenter__(self) -> AnswerCutter:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.transport.abort()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._tasks.append(asyncio.ensure_future(self._relay(reader, writer)))
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self._upstream)
+        self._writers += [writer, up_writer]
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await source.read(65536):
+                    if sink is writer and self.armed:
+                        self.armed, self.cuts = False, self.cuts + 1
+                        writer.transport.abort()
+                        up_writer.transport.abort()
+                        return
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+
+_TOKENS = "SELECT id, token_hash, parent_id, used_at FROM refresh_tokens"
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def test_an_answer_lost_after_the_commit_is_a_503_and_the_retry_keeps_the_session(
+    settings: Settings, database: Database, database_url: str, clock: FakeClock
+) -> None:
+    """Issue 11, item 5, for real: the rotation commits on PostgreSQL, the connection is cut
+    before its answer arrives, the client gets 503 and retries with the same token."""
+    if database.backend != "postgresql":
+        pytest.skip("the relay cuts PostgreSQL's one-statement rotation")
+    url = make_url(database_url)
+    async with AnswerCutter(url.host or "127.0.0.1", url.port or 5432) as cutter:
+        relayed = Database.connect(
+            url.set(host="127.0.0.1", port=cutter.port).render_as_string(hide_password=False)
+        )
+        service = await build_service(settings, relayed, clock=clock)
+        try:
+            # Warm up: the pooled connection is open and the rotation statement prepared,
+            # so the database's first answer after arming is the rotation's result.
+            first = (await service.refresh(await sign_in(service))).refresh_token
+            cutter.armed = True
+            transport = httpx.ASGITransport(app=build_app(service, settings))
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                lost = await client.post("/api/auth/refreshtoken", json={"refreshToken": first})
+            assert lost.status_code == 503
+            assert cutter.cuts == 1
+            tokens = {row.token_hash: row for row in await rows(database, _TOKENS)}
+            spent = tokens[digest(first)]
+            assert spent.used_at is not None  # the rotation did commit: the answer was lost
+            (child,) = [row for row in tokens.values() if row.parent_id == spent.id]
+            clock.advance(2)
+            retried = (await service.refresh(first)).refresh_token
+            assert digest(retried) == child.token_hash  # the successor the lost answer held
+            assert len(await rows(database, _TOKENS)) == len(tokens)  # and no second one
+            await service.refresh(retried)
+            assert not await session_revoked(database)
+        finally:
+            await service.aclose()
+            await relayed.close()
 
 
 async def test_a_lost_connection_is_a_503_and_is_not_handed_on(

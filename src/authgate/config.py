@@ -72,9 +72,10 @@ class Settings:
     #: A refresh token unused this long expires; capped by the absolute lifetime above.
     refresh_token_idle_ttl_seconds: Seconds = 7 * 86400
     refresh_rotation: bool = True
-    #: Off by default. Within this many seconds of a refresh, presenting the same (parent)
-    #: token again returns the same successor instead of revoking the session.
-    refresh_grace_seconds: Annotated[int, msgspec.Meta(ge=0, le=60)] = 0
+    #: Within this many seconds of a refresh, presenting the same (parent) token again returns
+    #: the same successor instead of revoking the session, while that successor is unused: a
+    #: client whose answer was lost keeps its session. 0 turns it off (docs/sessions.md).
+    refresh_grace_seconds: Annotated[int, msgspec.Meta(ge=0, le=60)] = 30
     clock_leeway_seconds: Annotated[int, msgspec.Meta(ge=0, le=300)] = 30
     cors_origins: tuple[str, ...] = ()
     password_min_length: Annotated[int, msgspec.Meta(ge=1, le=128)] = 8

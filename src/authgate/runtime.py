@@ -137,7 +137,11 @@ async def build_service(
         refresh_idle_ttl_seconds=settings.refresh_token_idle_ttl_seconds,
         refresh_rotation=settings.refresh_rotation,
         refresh_grace_seconds=settings.refresh_grace_seconds,
-        grace_key=_grace_key(settings) if settings.refresh_grace_seconds else b"",
+        grace_key=(
+            _grace_key(settings)
+            if settings.refresh_grace_seconds and settings.refresh_rotation
+            else b""
+        ),
         password_min_length=settings.password_min_length,
         password_max_length=settings.password_max_length,
         clock=clock,

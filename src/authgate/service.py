@@ -25,7 +25,7 @@ from authgate.errors import (
     UsernameTakenError,
     UserNotFoundError,
 )
-from authgate.keys import seal_bytes, unseal_bytes
+from authgate.keys import Sealer
 from authgate.models import (
     AccessClaims,
     Clock,
@@ -105,7 +105,10 @@ class AuthService:
         self._refresh_idle = min(refresh_idle_ttl_seconds, refresh_ttl_seconds)
         self._rotation = refresh_rotation
         self._grace_seconds = refresh_grace_seconds
-        self._grace_key = grace_key if refresh_grace_seconds else b""
+        # Without rotation a retry presents a token that still works: no window is needed.
+        self._sealer = (
+            Sealer(grace_key) if grace_key and refresh_grace_seconds and refresh_rotation else None
+        )
         self._password_min = password_min_length
         self._password_max = password_max_length
         self._clock = clock
@@ -270,7 +273,7 @@ class AuthService:
 
     def _sealed(self, successor: str) -> str | None:
         """The successor sealed for the grace window, when there is one."""
-        return seal_bytes(successor.encode(), self._grace_key) if self._grace_key else None
+        return None if self._sealer is None else self._sealer.seal(successor.encode())
 
     async def _spend(
         self, tx: Transaction, record: RefreshRecord | None, successor: str, now: int
@@ -279,6 +282,8 @@ class AuthService:
             return InvalidRefreshTokenError()
         if record.session_revoked_at is not None:
             return RefreshTokenRevokedError()
+        if record.used_at is not None:
+            return await self._spent_before(tx, record, now)
         if record.expires_at <= now:
             await tx.refresh_tokens.delete(record.id)
             return RefreshTokenExpiredError()
@@ -286,20 +291,8 @@ class AuthService:
         expires_at = min(now + self._refresh_idle, record.session_expires_at)
         if self._rotation:
             if not await tx.refresh_tokens.spend(record.id, now=now):
-                repeated = await self._within_grace(tx, record, now)
-                if repeated is not None:
-                    successor = repeated
-                    return await self._owner(tx, record, successor, now)
-                await self._revoke(tx, record.session_id, now)
-                security_log.warning(
-                    "refresh.reuse_detected",
-                    extra={
-                        "event": "refresh.reuse_detected",
-                        "user_id": record.user_id,
-                        "session_id": record.session_id,
-                    },
-                )
-                return RefreshTokenReusedError()
+                # A concurrent refresh spent it after our read (and has committed).
+                return await self._spent_before(tx, record, now)
             await tx.refresh_tokens.insert(
                 _digest(successor),
                 record.session_id,
@@ -311,6 +304,37 @@ class AuthService:
         else:
             await tx.refresh_tokens.extend(record.id, expires_at=expires_at)
         return await self._owner(tx, record, successor, now)
+
+    async def _spent_before(
+        self, tx: Transaction, record: RefreshRecord, now: int
+    ) -> tuple[User, RefreshRecord, str] | AuthError:
+        """A token presented again: a retry within the grace window gets the successor it
+        already has (even if the token's own idle expiry passed since); otherwise it is
+        reuse, and the session ends."""
+        repeated = await self._within_grace(tx, record, now)
+        if repeated is not None:
+            security_log.info(
+                "refresh.repeated",
+                extra={
+                    "event": "refresh.repeated",
+                    "user_id": record.user_id,
+                    "session_id": record.session_id,
+                },
+            )
+            return await self._owner(tx, record, repeated, now)
+        if record.expires_at <= now:
+            await tx.refresh_tokens.delete(record.id)
+            return RefreshTokenExpiredError()
+        await self._revoke(tx, record.session_id, now)
+        security_log.warning(
+            "refresh.reuse_detected",
+            extra={
+                "event": "refresh.reuse_detected",
+                "user_id": record.user_id,
+                "session_id": record.session_id,
+            },
+        )
+        return RefreshTokenReusedError()
 
     async def _owner(
         self, tx: Transaction, record: RefreshRecord, successor: str, now: int
@@ -324,14 +348,14 @@ class AuthService:
 
     async def _within_grace(self, tx: Transaction, record: RefreshRecord, now: int) -> str | None:
         """The successor already issued for ``record``, if the grace window allows repeating it:
-        the token presented is the immediate parent of the unspent newest token, spent within
-        the window. Anything older is reuse."""
-        if not self._grace_key:
+        the token presented is the immediate parent of the newest token, which is unspent,
+        unexpired and was issued within the window. Anything older is reuse."""
+        if self._sealer is None:
             return None
         sealed = await tx.refresh_tokens.sealed_successor(
-            record.id, created_since=now - self._grace_seconds
+            record.id, created_since=now - self._grace_seconds, now=now
         )
-        opened = None if sealed is None else unseal_bytes(sealed, self._grace_key)
+        opened = None if sealed is None else self._sealer.open(sealed)
         return None if opened is None else opened.decode()
 
     # -- sign-out ------------------------------------------------------------

@@ -172,8 +172,9 @@ class RefreshTokens:
             )
         )
 
-    async def sealed_successor(self, parent_id: int, *, created_since: int) -> str | None:
-        """The sealed token of ``parent_id``'s unspent child, if created within the window.
+    async def sealed_successor(self, parent_id: int, *, created_since: int, now: int) -> str | None:
+        """The sealed token of ``parent_id``'s child, if it is unspent, unexpired and was
+        created within the window.
 
         A locking read: under MariaDB's repeatable read a plain one would not see a child
         committed by a concurrent refresh after this transaction's first read."""
@@ -183,6 +184,7 @@ class RefreshTokens:
                 refresh_tokens.c.parent_id == parent_id,
                 refresh_tokens.c.used_at.is_(None),
                 refresh_tokens.c.created_at >= created_since,
+                refresh_tokens.c.expires_at > now,
             )
             .with_for_update()
         )
