@@ -91,6 +91,22 @@ async def test_metrics_refuse_remote_clients_without_the_token(
     assert (await remote_client.get("/metrics")).status_code == 403
 
 
+async def test_metrics_refuse_an_outside_client_forwarded_by_a_proxy_on_this_host(
+    service: AuthService, settings: Settings
+) -> None:
+    proxied = settings.replace(trusted_proxies=("127.0.0.1",))
+    transport = httpx.ASGITransport(app=build_app(service, proxied), client=("127.0.0.1", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://authgate.test") as proxy:
+        outside = await proxy.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})
+        assert outside.status_code == 403
+        # A spoofed loopback entry in front of what the proxy appended changes nothing.
+        spoofed = {"X-Forwarded-For": "127.0.0.1, 203.0.113.9"}
+        assert (await proxy.get("/metrics", headers=spoofed)).status_code == 403
+        local = await proxy.get("/metrics", headers={"X-Forwarded-For": "127.0.0.1"})
+        assert local.status_code == 200
+        assert (await proxy.get("/metrics")).status_code == 200  # a scraper on this host
+
+
 async def test_metrics_with_a_token(service: AuthService, settings: Settings) -> None:
     guarded = settings.replace(metrics_token="scrape-secret-0123456789")
     transport = httpx.ASGITransport(app=build_app(service, guarded), client=("203.0.113.9", 5000))
