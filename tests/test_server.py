@@ -472,9 +472,7 @@ def test_production_without_a_public_url_warns_and_never_lets_discovery_be_cache
     env = authgate_env(migrated, {**PRODUCTION, "AUTHGATE_SIGNING_KEY": secrets.token_urlsafe(48)})
     server = servers.start(env)
     with server.client() as client:
-        response = client.get(
-            "/.well-known/openid-configuration", headers={"Host": "evil.example"}
-        )
+        response = client.get("/.well-known/openid-configuration", headers={"Host": "evil.example"})
     assert response.headers["cache-control"] == "no-store"
     assert "AUTHGATE_PUBLIC_URL is not set" in server.stderr
 
