@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 from collections.abc import AsyncIterator
 
 import httpx
@@ -127,6 +129,16 @@ async def test_request_ids_are_kept_or_made(client: httpx.AsyncClient) -> None:
     made = await client.get("/api/test/all", headers={"X-Request-ID": "bad id\nwith newline"})
     assert made.headers["x-request-id"] != "bad id\nwith newline"
     assert len(made.headers["x-request-id"]) == 32
+
+
+async def test_made_request_ids_are_random_not_a_sequence(client: httpx.AsyncClient) -> None:
+    made = [(await client.get("/api/test/all")).headers["x-request-id"] for _ in range(20)]
+    assert all(re.fullmatch("[0-9a-f]{32}", made_id) for made_id in made)
+    assert len(set(made)) == len(made)
+    # No shared prefix and no counter: consecutive ids are unrelated 128-bit numbers.
+    assert len({made_id[:8] for made_id in made}) == len(made)
+    numbers = [int(made_id, 16) for made_id in made]
+    assert all(abs(later - earlier) > 2**64 for earlier, later in itertools.pairwise(numbers))
 
 
 async def test_one_json_access_record_per_request_without_secrets(
