@@ -74,6 +74,8 @@ _ADMIN: dict[int, type[msgspec.Struct]] = {
     404: MessageOut,
     503: MessageOut,
 }
+#: Changes that could remove the last enabled admin (or, in the admin API, yourself).
+_LOCKOUT: dict[int, type[msgspec.Struct]] = {409: MessageOut}
 _USER_ID = (("user_id", "integer"),)
 
 ACCOUNT_OPERATIONS = [
@@ -124,10 +126,10 @@ ACCOUNT_OPERATIONS = [
     Operation(
         "delete",
         "/api/auth/account",
-        "Delete my account (re-authentication required)",
+        "Delete my account (re-authentication required; not the last enabled admin)",
         ReauthenticationBody,
         MessageOut,
-        {**_SIGNED_IN_WRITE, 404: MessageOut},
+        {**_SIGNED_IN_WRITE, 404: MessageOut, **_LOCKOUT},
         secured=True,
     ),
 ]
@@ -153,28 +155,28 @@ ADMIN_OPERATIONS = [
     Operation(
         "delete",
         "/api/admin/users/{user_id}",
-        "Admins: delete a user",
+        "Admins: delete a user (not yourself, not the last enabled admin)",
         success=MessageOut,
-        errors=_ADMIN,
+        errors={**_ADMIN, **_LOCKOUT},
         secured=True,
         path_params=_USER_ID,
     ),
     Operation(
         "put",
         "/api/admin/users/{user_id}/roles",
-        "Admins: replace a user's roles",
+        "Admins: replace a user's roles (the last enabled admin keeps admin)",
         RolesBody,
         UserOut,
-        {**_ADMIN, 413: MessageOut, 415: MessageOut},
+        {**_ADMIN, 413: MessageOut, 415: MessageOut, **_LOCKOUT},
         secured=True,
         path_params=_USER_ID,
     ),
     Operation(
         "post",
         "/api/admin/users/{user_id}/disable",
-        "Admins: disable a user (sessions end)",
+        "Admins: disable a user (sessions end; not yourself, not the last enabled admin)",
         success=UserOut,
-        errors=_ADMIN,
+        errors={**_ADMIN, **_LOCKOUT},
         secured=True,
         path_params=_USER_ID,
     ),
