@@ -247,10 +247,11 @@ OPERATIONS = [
     Operation(
         "post",
         "/api/auth/signout",
-        "Revoke the session of a refresh token",
+        "Revoke a session: of the refresh token in the body or cookie, else of the access token",
         RefreshBody,
         MessageOut,
-        {**_POST_ERRORS, 403: MessageOut},
+        # 401: `{}` with an access token that is invalid or expired (as on protected routes)
+        {**_POST_ERRORS, 401: MessageOut, 403: MessageOut},
         cookie_transport=True,
     ),
     Operation("get", "/api/test/all", "Public content"),
