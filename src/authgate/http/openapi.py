@@ -304,7 +304,10 @@ _TRANSPORT_HEADERS = [
         "name": "X-CSRF-Token",
         "in": "header",
         "required": False,
-        "description": "The `authgate_csrf` cookie's value, when a cookie authenticates.",
+        "description": (
+            "The `__Host-authgate_csrf` cookie's value (`authgate_csrf` with "
+            "AUTHGATE_COOKIE_SECURE=false), when a cookie authenticates."
+        ),
         "schema": {"type": "string"},
     },
 ]
@@ -354,12 +357,15 @@ def document() -> dict[str, Any]:
                 "accessCookie": {
                     "type": "apiKey",
                     "in": "cookie",
-                    "name": "authgate_access",
+                    "name": "__Host-authgate_access",
                     "description": (
                         "With AUTHGATE_COOKIE_TRANSPORT on and `X-Token-Transport: cookie` at "
                         "sign-in. Writes authenticated by a cookie must send `X-CSRF-Token` equal "
-                        "to the `authgate_csrf` cookie; the refresh token travels in the "
-                        "`authgate_refresh` cookie (Path=/api/auth) or in the body."
+                        "to the `__Host-authgate_csrf` cookie, whose value is new at every "
+                        "sign-in and refresh; the refresh token travels in the "
+                        "`__Secure-authgate_refresh` cookie (Path=/api/auth) or in the body. "
+                        "With AUTHGATE_COOKIE_SECURE=false (plain HTTP in development) the "
+                        "names have no prefix."
                     ),
                 },
             },

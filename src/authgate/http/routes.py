@@ -162,7 +162,7 @@ async def sign_out(request: Request) -> Response:
     headers = request.headers
     if (
         body.refreshToken is None
-        and not (cookies.enabled(request) and cookies.REFRESH in request.cookies)
+        and not cookies.refresh_cookie_sent(request)
         and token_from_headers(headers.get("x-access-token"), headers.get("authorization"))
     ):
         await service_of(request).accounts.sign_out(authenticate(request))
@@ -171,7 +171,7 @@ async def sign_out(request: Request) -> Response:
     await service_of(request).sign_out(token)
     response = json_response(MessageOut("You've been signed out!"))
     if from_cookie or cookies.requested(request):
-        cookies.clear(response)
+        cookies.clear(response, request)
     return response
 
 
