@@ -71,6 +71,42 @@ async def test_sign_out_with_the_access_token_ends_this_session(client: httpx.As
     assert (await refresh(client, signed["refreshToken"])).status_code == 403
 
 
+async def test_sign_out_by_refresh_token_does_not_look_at_the_access_token(
+    client: httpx.AsyncClient,
+) -> None:
+    signed = await signed_in(client)
+    response = await client.post(
+        "/api/auth/signout",
+        json={"refreshToken": signed["refreshToken"]},
+        headers=legacy("not-a-token"),
+    )
+    assert response.status_code == 200
+    assert await user_content(client, signed["accessToken"]) == 401  # its session ended
+
+
+async def test_sign_out_by_a_bad_access_token_is_the_documented_401(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    operation = (await client.get("/openapi.json")).json()["paths"]["/api/auth/signout"]["post"]
+    assert "401" in operation["responses"]
+    signed = await signed_in(client)
+    bad = await client.post("/api/auth/signout", json={}, headers=legacy("not-a-token"))
+    assert bad.status_code == 401
+    assert bad.json() == {"message": "Unauthorized!"}
+    assert bad.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    # The tutorial's interceptors answer this 401 with a refresh and a retry, which works.
+    clock.advance(900 + 30 + 1)  # past the lifetime and the clock leeway
+    expired = await client.post("/api/auth/signout", json={}, headers=legacy(signed["accessToken"]))
+    assert expired.status_code == 401
+    assert expired.json() == {"message": "Unauthorized! Access Token was expired!"}
+    renewed = (await refresh(client, signed["refreshToken"])).json()
+    retried = await client.post(
+        "/api/auth/signout", json={}, headers=legacy(renewed["accessToken"])
+    )
+    assert retried.status_code == 200
+    assert (await refresh(client, renewed["refreshToken"])).status_code == 403
+
+
 async def test_sign_out_everywhere_ends_every_session(client: httpx.AsyncClient) -> None:
     first = await signed_in(client)
     second = (await sign_in(client)).json()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -55,6 +56,29 @@ async def test_every_admin_endpoint_refuses_non_admins(
     user = await client.request(method, target, json=body, headers=legacy(alice["accessToken"]))
     assert user.status_code == 403
     assert user.json() == {"message": "Require Admin Role!"}
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (b"not json", "application/json"),
+        (b'{"roles": "admin"}', "application/json"),
+        (b'{"roles": ["admin"], "extra": 1}', "application/json"),
+        (b"roles=admin", "application/x-www-form-urlencoded"),
+    ],
+    ids=["not-json", "wrong-type", "unknown-field", "not-json-media-type"],
+)
+async def test_a_user_token_is_refused_for_its_role_before_its_body_is_read(
+    client: httpx.AsyncClient, content: bytes, content_type: str
+) -> None:
+    alice = await signed_in(client)
+    response = await client.put(
+        f"/api/admin/users/{alice['id']}/roles",
+        content=content,
+        headers={**legacy(alice["accessToken"]), "Content-Type": content_type},
+    )
+    assert response.status_code == 403
+    assert response.json() == {"message": "Require Admin Role!"}
 
 
 async def test_listing_searching_and_reading_users(
@@ -156,6 +180,87 @@ async def test_every_admin_action_is_audited(
 async def test_a_demoted_admin_loses_the_admin_api_at_once(
     client: httpx.AsyncClient, admin: dict[str, str], service: AuthService
 ) -> None:
+    await service.create_user("boss", "boss@example.com", PASSWORD, ["admin"])
     await service.set_roles("root", ["user"])  # the token in `admin` still says admin
     response = await client.get("/api/admin/users", headers=admin)
     assert response.status_code in (401, 403)
+
+
+async def test_an_admin_cannot_disable_or_delete_their_own_account(
+    client: httpx.AsyncClient, admin: dict[str, str], service: AuthService
+) -> None:
+    await service.create_user("boss", "boss@example.com", PASSWORD, ["admin"])  # not the last
+    root = await user_id(client, admin, "root")
+    for method, path in (
+        ("POST", f"/api/admin/users/{root}/disable"),
+        ("DELETE", f"/api/admin/users/{root}"),
+    ):
+        response = await client.request(method, path, headers=admin)
+        assert response.status_code == 409
+        assert "cannot disable or delete their own account" in response.json()["message"]
+    itself = await client.get(f"/api/admin/users/{root}", headers=admin)
+    assert itself.json()["enabled"] is True
+    assert itself.json()["username"] == "root"
+
+
+async def test_the_last_enabled_admin_cannot_lose_the_admin_role_or_be_disabled(
+    client: httpx.AsyncClient, admin: dict[str, str], service: AuthService
+) -> None:
+    root = await user_id(client, admin, "root")
+    demote = await client.put(
+        f"/api/admin/users/{root}/roles", json={"roles": ["user"]}, headers=admin
+    )
+    assert demote.status_code == 409
+    assert demote.json() == {
+        "message": "The last enabled admin cannot be disabled, deleted or lose the admin role; "
+        "make another admin first."
+    }
+    # A disabled admin is no admin: it does not make root's demotion safe.
+    await service.create_user("dormant", "dormant@example.com", PASSWORD, ["admin"])
+    await service.set_enabled("dormant", False)
+    again = await client.put(
+        f"/api/admin/users/{root}/roles", json={"roles": ["user"]}, headers=admin
+    )
+    assert again.status_code == 409
+    assert (await client.get("/api/test/admin", headers=admin)).status_code == 200  # unchanged
+    # With another enabled admin, root may step down; the other admin then cannot be removed.
+    await service.set_enabled("dormant", True)
+    stepped_down = await client.put(
+        f"/api/admin/users/{root}/roles", json={"roles": ["user"]}, headers=admin
+    )
+    assert stepped_down.status_code == 200
+    dormant = (await sign_in(client, "dormant")).json()
+    other = legacy(dormant["accessToken"])
+    assert (
+        await client.post(f"/api/admin/users/{dormant['id']}/disable", headers=other)
+    ).status_code == 409
+    last = await client.put(
+        f"/api/admin/users/{dormant['id']}/roles", json={"roles": ["moderator"]}, headers=other
+    )
+    assert last.status_code == 409
+
+
+async def test_the_last_admin_cannot_delete_their_own_account(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    response = await client.request(
+        "DELETE", "/api/auth/account", json={"currentPassword": PASSWORD}, headers=admin
+    )
+    assert response.status_code == 409
+    assert (await client.get("/api/test/admin", headers=admin)).status_code == 200
+
+
+async def test_two_admins_disabling_each_other_at_once_leave_one_admin(
+    client: httpx.AsyncClient, admin: dict[str, str], service: AuthService
+) -> None:
+    await service.create_user("boss", "boss@example.com", PASSWORD, ["admin"])
+    boss = (await sign_in(client, "boss")).json()
+    root = await user_id(client, admin, "root")
+    answers = await asyncio.gather(
+        client.post(f"/api/admin/users/{boss['id']}/disable", headers=admin),
+        client.post(f"/api/admin/users/{root}/disable", headers=legacy(boss["accessToken"])),
+    )
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses in ([200, 403], [200, 409]), statuses  # the loser is refused or disabled
+    remaining = [user for user in await service.list_users() if user.enabled]
+    assert len(remaining) == 1

@@ -258,6 +258,21 @@ def test_users_disable_and_enable(migrated: Cli) -> None:
     assert "no user named ghost" in unknown.err
 
 
+def test_the_last_enabled_admin_cannot_be_disabled_or_demoted(migrated: Cli) -> None:
+    assert migrated.create("root", "admin").code == 0
+    for command in (("users", "disable", "root"), ("users", "set-roles", "root", "user")):
+        refused = migrated(*command)
+        assert refused.code == 1
+        assert "last enabled admin" in refused.err
+        assert "Traceback" not in refused.err
+    assert migrated.users() == {"root": "admin"}
+    assert "(disabled)" not in migrated("users", "list").out
+    assert migrated.create("boss", "admin").code == 0  # the way out: another admin first
+    assert migrated("users", "set-roles", "root", "user").code == 0
+    assert migrated("users", "disable", "root").code == 0
+    assert migrated("users", "disable", "boss").code == 1
+
+
 # -- the CLI and the HTTP API agree ---------------------------------------------
 
 

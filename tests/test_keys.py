@@ -118,6 +118,22 @@ async def test_public_url_decides_the_discovered_key_set_location(open_app: Open
             "/.well-known/openid-configuration", headers={"Host": "evil.example"}
         )
         assert response.json()["jwks_uri"] == "https://auth.example/.well-known/jwks.json"
+        assert response.headers["cache-control"] == "public, max-age=300"
+
+
+async def test_a_discovery_document_built_from_the_host_header_is_never_stored(
+    open_app: OpenApp,
+) -> None:
+    """Without AUTHGATE_PUBLIC_URL the client's Host names the key set: a shared cache that
+    kept that answer would send every client to the attacker's keys."""
+    async with open_app(signing_algorithm="EdDSA") as (_, client):
+        poisoned = await client.get(
+            "/.well-known/openid-configuration", headers={"Host": "evil.example"}
+        )
+        assert poisoned.json()["jwks_uri"] == "http://evil.example/.well-known/jwks.json"
+        assert poisoned.headers["cache-control"] == "no-store"
+        assert "public" not in poisoned.headers["cache-control"]
+        assert poisoned.headers["vary"] == "Host"
 
 
 def _forgeries(token: str, published: dict[str, Any]) -> dict[str, str]:

@@ -90,3 +90,15 @@ async def test_both_token_headers_are_declared(client: httpx.AsyncClient) -> Non
         {"accessCookie": []},
     ]
     assert schemes["accessCookie"]["in"] == "cookie"
+
+
+@pytest.mark.anyio
+async def test_the_admin_lockout_refusals_are_documented(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    for path, method in (
+        ("/api/admin/users/{user_id}/disable", "post"),
+        ("/api/admin/users/{user_id}/roles", "put"),
+        ("/api/admin/users/{user_id}", "delete"),
+        ("/api/auth/account", "delete"),
+    ):
+        assert "409" in paths[path][method]["responses"], (method, path)

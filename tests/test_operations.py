@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 from collections.abc import AsyncIterator
 
 import httpx
@@ -91,6 +93,22 @@ async def test_metrics_refuse_remote_clients_without_the_token(
     assert (await remote_client.get("/metrics")).status_code == 403
 
 
+async def test_metrics_refuse_an_outside_client_forwarded_by_a_proxy_on_this_host(
+    service: AuthService, settings: Settings
+) -> None:
+    proxied = settings.replace(trusted_proxies=("127.0.0.1",))
+    transport = httpx.ASGITransport(app=build_app(service, proxied), client=("127.0.0.1", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://authgate.test") as proxy:
+        outside = await proxy.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})
+        assert outside.status_code == 403
+        # A spoofed loopback entry in front of what the proxy appended changes nothing.
+        spoofed = {"X-Forwarded-For": "127.0.0.1, 203.0.113.9"}
+        assert (await proxy.get("/metrics", headers=spoofed)).status_code == 403
+        local = await proxy.get("/metrics", headers={"X-Forwarded-For": "127.0.0.1"})
+        assert local.status_code == 200
+        assert (await proxy.get("/metrics")).status_code == 200  # a scraper on this host
+
+
 async def test_metrics_with_a_token(service: AuthService, settings: Settings) -> None:
     guarded = settings.replace(metrics_token="scrape-secret-0123456789")
     transport = httpx.ASGITransport(app=build_app(service, guarded), client=("203.0.113.9", 5000))
@@ -111,6 +129,16 @@ async def test_request_ids_are_kept_or_made(client: httpx.AsyncClient) -> None:
     made = await client.get("/api/test/all", headers={"X-Request-ID": "bad id\nwith newline"})
     assert made.headers["x-request-id"] != "bad id\nwith newline"
     assert len(made.headers["x-request-id"]) == 32
+
+
+async def test_made_request_ids_are_random_not_a_sequence(client: httpx.AsyncClient) -> None:
+    made = [(await client.get("/api/test/all")).headers["x-request-id"] for _ in range(20)]
+    assert all(re.fullmatch("[0-9a-f]{32}", made_id) for made_id in made)
+    assert len(set(made)) == len(made)
+    # No shared prefix and no counter: consecutive ids are unrelated 128-bit numbers.
+    assert len({made_id[:8] for made_id in made}) == len(made)
+    numbers = [int(made_id, 16) for made_id in made]
+    assert all(abs(later - earlier) > 2**64 for earlier, later in itertools.pairwise(numbers))
 
 
 async def test_one_json_access_record_per_request_without_secrets(

@@ -467,6 +467,17 @@ def test_production_refuses_to_start_without_a_strong_signing_key(
     assert not (workdir / "data" / "signing.key").exists()  # production never makes one up
 
 
+def test_production_without_a_public_url_warns_and_never_lets_discovery_be_cached(
+    migrated: Path, servers: Servers
+) -> None:
+    env = authgate_env(migrated, {**PRODUCTION, "AUTHGATE_SIGNING_KEY": secrets.token_urlsafe(48)})
+    server = servers.start(env)
+    with server.client() as client:
+        response = client.get("/.well-known/openid-configuration", headers={"Host": "evil.example"})
+    assert response.headers["cache-control"] == "no-store"
+    assert "AUTHGATE_PUBLIC_URL is not set" in server.stderr
+
+
 @pytest.mark.parametrize("case", [name for name in REFUSALS if name.startswith("unmigrated")])
 def test_serve_refuses_a_database_that_was_never_migrated(
     refusals: dict[str, tuple[Path, Finished]], case: str

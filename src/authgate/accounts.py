@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import logging
 
-from authgate.errors import ReauthenticationRequiredError, SessionNotFoundError, UserNotFoundError
+from authgate.errors import (
+    LastAdminError,
+    ReauthenticationRequiredError,
+    SessionNotFoundError,
+    UserNotFoundError,
+)
 from authgate.models import AccessClaims, Clock, Role, SessionInfo, User
 from authgate.passwords import PasswordHasher
 from authgate.policy import (
@@ -68,9 +73,20 @@ async def apply_roles(
 ) -> None:
     """Replace a user's roles. Taking a role away ends their sessions at once (their tokens
     carry the old roles); a role given arrives with their next refresh."""
+    await keep_an_admin(tx, user, stays_admin=Role.ADMIN in wanted)
     await tx.users.set_roles(user.id, wanted)
     if user.roles - wanted:
         await revoke_sessions(tx, revoked, user.id, now)
+
+
+async def keep_an_admin(tx: Transaction, user: User, *, stays_admin: bool) -> None:
+    """Refuse a change after which ``user`` is no longer an enabled admin when they are the
+    last one (LastAdminError): the one rule for the admin API, the CLI and account deletion."""
+    if stays_admin:
+        return
+    admins = await tx.users.enabled_admin_ids()
+    if admins == {user.id}:
+        raise LastAdminError()
 
 
 class Accounts:
@@ -164,6 +180,7 @@ class Accounts:
         user = await self._reauthenticate(claims, current_password, client)
         now = int(self._clock())
         async with self._database.transaction() as tx:
+            await keep_an_admin(tx, user, stays_admin=False)
             await revoke_sessions(tx, self._revoked, user.id, now)
             await tx.users.anonymize(user.id)
         _event("user.deleted", user.id)

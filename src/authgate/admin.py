@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from authgate.accounts import apply_roles, revoke_owned_session, revoke_sessions
-from authgate.errors import RoleRequiredError, UserNotFoundError
+from authgate.accounts import apply_roles, keep_an_admin, revoke_owned_session, revoke_sessions
+from authgate.errors import RoleRequiredError, SelfLockoutError, UserNotFoundError
 from authgate.models import AccessClaims, AuditEntry, Clock, Role, SessionInfo, User
 from authgate.policy import parse_roles
 from authgate.revocations import RevokedSessions
@@ -63,6 +63,9 @@ class Admin:
         async with self._database.transaction() as tx:
             await self._audit(tx, actor, client, action, user_id)
             user = await _target(tx, user_id)
+            if not enabled:
+                _not_yourself(actor, user)
+                await keep_an_admin(tx, user, stays_admin=False)
             await tx.users.set_enabled(user.id, enabled)
             if not enabled:
                 await revoke_sessions(tx, self._revoked, user.id, now)
@@ -73,6 +76,8 @@ class Admin:
         async with self._database.transaction() as tx:
             await self._audit(tx, actor, client, "users.delete", user_id)
             user = await _target(tx, user_id)
+            _not_yourself(actor, user)
+            await keep_an_admin(tx, user, stays_admin=False)
             await revoke_sessions(tx, self._revoked, user.id, now)
             await tx.users.anonymize(user.id)
 
@@ -123,6 +128,13 @@ class Admin:
             "admin." + action,
             extra={"event": "admin." + action, "user_id": admin.id},
         )
+
+
+def _not_yourself(actor: AccessClaims, user: User) -> None:
+    """An admin who disables or deletes their own account loses the session they act from;
+    nearly always a slip, so refused (account deletion has its own, re-authenticated route)."""
+    if user.id == actor.user_id:
+        raise SelfLockoutError()
 
 
 async def _target(tx: Transaction, user_id: int) -> User:

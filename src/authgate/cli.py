@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import logging
 import os
 import shutil
 import sys
@@ -134,6 +135,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     else:
         signing_key(settings)
     _run(check_database(settings))  # fail fast: configuration 3, database unreachable 4
+    if settings.env == "production" and not settings.public_url:
+        logging.getLogger("authgate.cli").warning(
+            "AUTHGATE_PUBLIC_URL is not set: the discovery document names the key set after "
+            "each request's Host header, so it is never cached. Set it in production."
+        )
     serve: Callable[[Settings], None] = (
         _serve_uvicorn if args.server == "uvicorn" else _serve_granian
     )

@@ -12,7 +12,10 @@ decided once, in ``authgate.http.problems``.
     │   └── UnsupportedMediaTypeError
     ├── ConflictError
     │   ├── UsernameTakenError
-    │   └── EmailTakenError
+    │   ├── EmailTakenError
+    │   └── AdminLockoutError             a change that would lock admins out
+    │       ├── SelfLockoutError          an admin disabling or deleting themselves
+    │       └── LastAdminError            no enabled admin would be left
     ├── InvalidCredentialsError           unknown user and wrong password alike
     ├── TokenError                        access-token problems
     │   ├── MissingTokenError
@@ -80,6 +83,30 @@ class UsernameTakenError(ConflictError):
 class EmailTakenError(ConflictError):
     code = "email_taken"
     message = "Failed! Email is already in use!"
+
+
+class AdminLockoutError(ConflictError):
+    """A change the account's current state forbids, because nobody could run the admin API
+    after it (the CLI can still make an admin)."""
+
+    code = "admin_lockout"
+    message = "This change would lock the admins out."
+
+
+class SelfLockoutError(AdminLockoutError):
+    code = "self_lockout"
+    message = (
+        "Admins cannot disable or delete their own account through the admin API "
+        "(delete your own account with DELETE /api/auth/account)."
+    )
+
+
+class LastAdminError(AdminLockoutError):
+    code = "last_admin"
+    message = (
+        "The last enabled admin cannot be disabled, deleted or lose the admin role; "
+        "make another admin first."
+    )
 
 
 class InvalidCredentialsError(AuthError):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from authgate.config import Settings, looks_random
 from authgate.errors import ConfigurationError
+from authgate.private_files import make_private_dir
 
 log = logging.getLogger("authgate.keys")
 
@@ -63,7 +64,7 @@ def _refuse_in_production(settings: Settings, variable: str) -> None:
 
 def _development_secret(path: Path, variable: str) -> bytes:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
     except OSError as error:
         raise ConfigurationError(
             f"AUTHGATE_DATA_DIR: cannot create {path.parent}: {error.strerror}."

@@ -7,7 +7,13 @@ import logging
 import secrets
 from collections.abc import Callable, Iterable
 
-from authgate.accounts import Accounts, apply_roles, revoke_session, revoke_sessions
+from authgate.accounts import (
+    Accounts,
+    apply_roles,
+    keep_an_admin,
+    revoke_session,
+    revoke_sessions,
+)
 from authgate.admin import Admin
 from authgate.errors import (
     AuthError,
@@ -438,6 +444,7 @@ class AuthService:
         now = int(self._clock())
         async with self.database.transaction() as tx:
             user = await self._operator_target(tx, username)
+            await keep_an_admin(tx, user, stays_admin=enabled)
             await tx.users.set_enabled(user.id, enabled)
             if not enabled:
                 await revoke_sessions(tx, self.revoked, user.id, now)

@@ -20,7 +20,8 @@ from authgate.http.wire import (
     UserOut,
     UsersOut,
 )
-from authgate.models import User
+from authgate.models import AccessClaims, Role, User
+from authgate.service import require_role
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -35,6 +36,14 @@ def user_out(user: User) -> UserOut:
     )
 
 
+def _admin(request: Request) -> AccessClaims:
+    """The caller, if their token says admin: a user is refused (403) before anything of
+    their request is read. The admin API checks the database again on every call."""
+    claims = authenticate(request)
+    require_role(claims, Role.ADMIN)
+    return claims
+
+
 def _int_query(request: Request, name: str, default: int, maximum: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
@@ -45,7 +54,7 @@ def _int_query(request: Request, name: str, default: int, maximum: int) -> int:
 
 
 async def list_users(request: Request) -> Response:
-    claims = authenticate(request)
+    claims = _admin(request)
     found = await service_of(request).admin.users(
         claims,
         client_address(request),
@@ -57,7 +66,7 @@ async def list_users(request: Request) -> Response:
 
 
 async def read_user(request: Request) -> Response:
-    claims = authenticate(request)
+    claims = _admin(request)
     user = await service_of(request).admin.user(
         claims, client_address(request), request.path_params["user_id"]
     )
@@ -65,7 +74,7 @@ async def read_user(request: Request) -> Response:
 
 
 async def set_roles(request: Request) -> Response:
-    claims = authenticate(request)
+    claims = _admin(request)
     body = await read_body(request, RolesBody)
     user = await service_of(request).admin.set_roles(
         claims, client_address(request), request.path_params["user_id"], body.roles
@@ -74,7 +83,7 @@ async def set_roles(request: Request) -> Response:
 
 
 async def disable(request: Request) -> Response:
-    claims = authenticate(request)
+    claims = _admin(request)
     user = await service_of(request).admin.set_enabled(
         claims, client_address(request), request.path_params["user_id"], False
     )
@@ -82,7 +91,7 @@ async def disable(request: Request) -> Response:
 
 
 async def enable(request: Request) -> Response:
-    claims = authenticate(request)
+    claims = _admin(request)
     user = await service_of(request).admin.set_enabled(
         claims, client_address(request), request.path_params["user_id"], True
     )
@@ -90,7 +99,7 @@ async def enable(request: Request) -> Response:
 
 
 async def delete_user(request: Request) -> Response:
-    claims = authenticate(request)
+    claims = _admin(request)
     await service_of(request).admin.delete(
         claims, client_address(request), request.path_params["user_id"]
     )
@@ -98,7 +107,7 @@ async def delete_user(request: Request) -> Response:
 
 
 async def user_sessions(request: Request) -> Response:
-    claims = authenticate(request)
+    claims = _admin(request)
     found = await service_of(request).admin.sessions(
         claims, client_address(request), request.path_params["user_id"]
     )
@@ -106,7 +115,7 @@ async def user_sessions(request: Request) -> Response:
 
 
 async def revoke_user_session(request: Request) -> Response:
-    claims = authenticate(request)
+    claims = _admin(request)
     await service_of(request).admin.revoke_session(
         claims,
         client_address(request),
@@ -117,7 +126,7 @@ async def revoke_user_session(request: Request) -> Response:
 
 
 async def audit(request: Request) -> Response:
-    claims = authenticate(request)
+    claims = _admin(request)
     before = request.query_params.get("before")
     entries = await service_of(request).admin.audit_log(
         claims,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import itertools
 import re
 import secrets
 import time
@@ -73,9 +72,6 @@ class Observe:
         self._headers = headers
         self._templates = templates
         self._access = access_log
-        # A random per-process prefix and a counter: unique, and cheaper than uuid4.
-        self._prefix = secrets.token_hex(8)
-        self._issued = itertools.count()
         self._metrics = metrics
         self._trusted = trusted_proxies
         self._flush_due = False
@@ -139,5 +135,8 @@ class Observe:
         if self._access is not None:
             self._access.flush()
 
-    def _new_request_id(self) -> str:
-        return f"{self._prefix}{next(self._issued):016x}"
+    @staticmethod
+    def _new_request_id() -> str:
+        # 128 random bits: an id says nothing about how many requests came before it, and
+        # cannot be guessed to find or forge another request's log lines.
+        return secrets.token_hex(16)

@@ -74,6 +74,8 @@ _ADMIN: dict[int, type[msgspec.Struct]] = {
     404: MessageOut,
     503: MessageOut,
 }
+#: Changes that could remove the last enabled admin (or, in the admin API, yourself).
+_LOCKOUT: dict[int, type[msgspec.Struct]] = {409: MessageOut}
 _USER_ID = (("user_id", "integer"),)
 
 ACCOUNT_OPERATIONS = [
@@ -124,10 +126,10 @@ ACCOUNT_OPERATIONS = [
     Operation(
         "delete",
         "/api/auth/account",
-        "Delete my account (re-authentication required)",
+        "Delete my account (re-authentication required; not the last enabled admin)",
         ReauthenticationBody,
         MessageOut,
-        {**_SIGNED_IN_WRITE, 404: MessageOut},
+        {**_SIGNED_IN_WRITE, 404: MessageOut, **_LOCKOUT},
         secured=True,
     ),
 ]
@@ -153,28 +155,28 @@ ADMIN_OPERATIONS = [
     Operation(
         "delete",
         "/api/admin/users/{user_id}",
-        "Admins: delete a user",
+        "Admins: delete a user (not yourself, not the last enabled admin)",
         success=MessageOut,
-        errors=_ADMIN,
+        errors={**_ADMIN, **_LOCKOUT},
         secured=True,
         path_params=_USER_ID,
     ),
     Operation(
         "put",
         "/api/admin/users/{user_id}/roles",
-        "Admins: replace a user's roles",
+        "Admins: replace a user's roles (the last enabled admin keeps admin)",
         RolesBody,
         UserOut,
-        {**_ADMIN, 413: MessageOut, 415: MessageOut},
+        {**_ADMIN, 413: MessageOut, 415: MessageOut, **_LOCKOUT},
         secured=True,
         path_params=_USER_ID,
     ),
     Operation(
         "post",
         "/api/admin/users/{user_id}/disable",
-        "Admins: disable a user (sessions end)",
+        "Admins: disable a user (sessions end; not yourself, not the last enabled admin)",
         success=UserOut,
-        errors=_ADMIN,
+        errors={**_ADMIN, **_LOCKOUT},
         secured=True,
         path_params=_USER_ID,
     ),
@@ -245,10 +247,11 @@ OPERATIONS = [
     Operation(
         "post",
         "/api/auth/signout",
-        "Revoke the session of a refresh token",
+        "Revoke a session: of the refresh token in the body or cookie, else of the access token",
         RefreshBody,
         MessageOut,
-        {**_POST_ERRORS, 403: MessageOut},
+        # 401: `{}` with an access token that is invalid or expired (as on protected routes)
+        {**_POST_ERRORS, 401: MessageOut, 403: MessageOut},
         cookie_transport=True,
     ),
     Operation("get", "/api/test/all", "Public content"),
@@ -301,7 +304,10 @@ _TRANSPORT_HEADERS = [
         "name": "X-CSRF-Token",
         "in": "header",
         "required": False,
-        "description": "The `authgate_csrf` cookie's value, when a cookie authenticates.",
+        "description": (
+            "The `__Host-authgate_csrf` cookie's value (`authgate_csrf` with "
+            "AUTHGATE_COOKIE_SECURE=false), when a cookie authenticates."
+        ),
         "schema": {"type": "string"},
     },
 ]
@@ -351,12 +357,15 @@ def document() -> dict[str, Any]:
                 "accessCookie": {
                     "type": "apiKey",
                     "in": "cookie",
-                    "name": "authgate_access",
+                    "name": "__Host-authgate_access",
                     "description": (
                         "With AUTHGATE_COOKIE_TRANSPORT on and `X-Token-Transport: cookie` at "
                         "sign-in. Writes authenticated by a cookie must send `X-CSRF-Token` equal "
-                        "to the `authgate_csrf` cookie; the refresh token travels in the "
-                        "`authgate_refresh` cookie (Path=/api/auth) or in the body."
+                        "to the `__Host-authgate_csrf` cookie, whose value is new at every "
+                        "sign-in and refresh; the refresh token travels in the "
+                        "`__Secure-authgate_refresh` cookie (Path=/api/auth) or in the body. "
+                        "With AUTHGATE_COOKIE_SECURE=false (plain HTTP in development) the "
+                        "names have no prefix."
                     ),
                 },
             },

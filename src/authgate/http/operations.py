@@ -13,7 +13,7 @@ from starlette.routing import Route
 from authgate.config import Settings
 from authgate.errors import StorageUnavailableError
 from authgate.http.problems import JSON
-from authgate.http.routes import service_of
+from authgate.http.routes import client_address, service_of
 from authgate.http.wire import HealthOut, MessageOut, ReadyOut, encode
 from authgate.metrics import CONTENT_TYPE, Metrics
 
@@ -47,7 +47,8 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus text; with AUTHGATE_METRICS_TOKEN a bearer token, else loopback only."""
+    """Prometheus text; with AUTHGATE_METRICS_TOKEN a bearer token, else loopback clients
+    only (behind trusted proxies, the forwarded client, not the proxy)."""
     settings: Settings = request.app.state.settings
     if not _may_scrape(request, settings):
         forbidden = MessageOut("Metrics need AUTHGATE_METRICS_TOKEN, or a loopback client.")
@@ -67,9 +68,10 @@ def _may_scrape(request: Request, settings: Settings) -> bool:
     if settings.metrics_token is not None:
         offered = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         return secrets.compare_digest(offered.encode(), settings.metrics_token.encode())
-    peer = request.client.host if request.client else ""
+    # The client as resolved behind trusted proxies: a proxy on this host is a loopback
+    # peer, but the client it forwards is not.
     try:
-        return ipaddress.ip_address(peer).is_loopback
+        return ipaddress.ip_address(client_address(request)).is_loopback
     except ValueError:
         return False
 

@@ -7,6 +7,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authgate.errors import (
+    AdminLockoutError,
     AuthError,
     ConflictError,
     InvalidCredentialsError,
@@ -33,6 +34,7 @@ STATUS: dict[type[AuthError], int] = {
     PayloadTooLargeError: 413,
     UnsupportedMediaTypeError: 415,
     ConflictError: 400,  # the tutorial's clients expect 400 for a taken name
+    AdminLockoutError: 409,  # not the tutorial's: the account's state forbids the change
     InvalidCredentialsError: 401,
     TokenError: 401,
     PermissionDeniedError: 403,

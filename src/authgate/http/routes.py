@@ -162,7 +162,7 @@ async def sign_out(request: Request) -> Response:
     headers = request.headers
     if (
         body.refreshToken is None
-        and not (cookies.enabled(request) and cookies.REFRESH in request.cookies)
+        and not cookies.refresh_cookie_sent(request)
         and token_from_headers(headers.get("x-access-token"), headers.get("authorization"))
     ):
         await service_of(request).accounts.sign_out(authenticate(request))
@@ -171,7 +171,7 @@ async def sign_out(request: Request) -> Response:
     await service_of(request).sign_out(token)
     response = json_response(MessageOut("You've been signed out!"))
     if from_cookie or cookies.requested(request):
-        cookies.clear(response)
+        cookies.clear(response, request)
     return response
 
 
@@ -194,17 +194,26 @@ async def jwks(request: Request) -> Response:
 
 
 async def openid_configuration(request: Request) -> Response:
-    """The minimal discovery document standard JWT libraries look for."""
+    """The minimal discovery document standard JWT libraries look for.
+
+    Its ``jwks_uri`` comes from AUTHGATE_PUBLIC_URL, so it may be cached publicly. Without
+    that setting it is built from the request's Host header, which the client chose: such
+    an answer is never stored (a shared cache could otherwise hand one client's Host to
+    everyone) and varies by Host.
+    """
     settings: Settings = request.app.state.settings
-    base = (settings.public_url or str(request.base_url)).rstrip("/")
+    if settings.public_url:
+        base, headers = settings.public_url, _public_cache(request)
+    else:
+        base, headers = str(request.base_url), {"Vary": "Host"}  # no-store: headers.py
     body = DiscoveryOut(
         issuer=settings.issuer,
-        jwks_uri=f"{base}/.well-known/jwks.json",
+        jwks_uri=f"{base.rstrip('/')}/.well-known/jwks.json",
         id_token_signing_alg_values_supported=[settings.signing_algorithm],
         response_types_supported=["token"],
         subject_types_supported=["public"],
     )
-    return Response(encode(body), media_type=JSON, headers=_public_cache(request))
+    return Response(encode(body), media_type=JSON, headers=headers)
 
 
 routes = [

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from authgate.errors import ConfigurationError, StorageUnavailableError
 from authgate.models import RefreshRecord, User
+from authgate.private_files import create_private_file, make_private_dir
 from authgate.storage.refresh_tokens import (
     ROTATE_IN_ONE_STATEMENT,
     RefreshTokens,
@@ -68,14 +69,8 @@ def create_engine(url: str, *, pool_size: int = 10, timeout_seconds: int = 3) ->
         kwargs["connect_args"] = {"timeout": timeout_seconds}
         if target.database and target.database != ":memory:":
             kwargs.update(pooled)
-            folder = Path(target.database).parent
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                raise ConfigurationError(
-                    f"Cannot create {folder} for the SQLite database: {error.strerror} "
-                    "(see AUTHGATE_DATABASE_URL and AUTHGATE_DATA_DIR)."
-                ) from None
+            if not target.query.get("uri"):  # a URI filename is SQLite's to open
+                _create_sqlite_file(Path(target.database))
     else:
         kwargs.update(pooled, pool_recycle=1800)
         key = "timeout" if backend == "postgresql" else "connect_timeout"
@@ -84,6 +79,19 @@ def create_engine(url: str, *, pool_size: int = 10, timeout_seconds: int = 3) ->
     if backend == "sqlite":
         _tune_sqlite(engine, timeout_seconds)
     return engine
+
+
+def _create_sqlite_file(path: Path) -> None:
+    """The database file for its owner only (0600, in a 0700 folder if we make it); SQLite
+    gives its -wal and -shm files the database file's mode."""
+    try:
+        make_private_dir(path.parent)
+        create_private_file(path)
+    except OSError as error:
+        raise ConfigurationError(
+            f"Cannot create {path} for the SQLite database: {error.strerror} "
+            "(see AUTHGATE_DATABASE_URL and AUTHGATE_DATA_DIR)."
+        ) from None
 
 
 def _tune_sqlite(engine: AsyncEngine, timeout_seconds: int) -> None:

@@ -172,6 +172,19 @@ class Users:
         except sa.exc.IntegrityError:
             raise EmailTakenError() from None
 
+    async def enabled_admin_ids(self) -> set[int]:
+        """The ids of enabled admins, their rows locked until the transaction ends (SQLite
+        has one writer anyway): two transactions that each remove a different admin cannot
+        both see the other one still there."""
+        query = (
+            sa.select(users.c.id)
+            .join(user_roles, user_roles.c.user_id == users.c.id)
+            .where(users.c.enabled == sa.true(), user_roles.c.role_id == ROLE_IDS[Role.ADMIN])
+            .order_by(users.c.id)  # every transaction locks in the same order: no deadlock
+            .with_for_update()
+        )
+        return set((await self._c.execute(query)).scalars())
+
     async def search(self, text: str, *, limit: int, offset: int) -> list[User]:
         """Users whose name or email contains ``text`` (case-insensitive), by id."""
         pattern = "%" + text.casefold().replace("\\", "").replace("%", "").replace("_", "") + "%"
