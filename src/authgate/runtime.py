@@ -93,6 +93,7 @@ async def build_service(
         sign_up_per_address=settings.rate_limit_sign_up_per_address,
         refresh_per_address=settings.rate_limit_refresh_per_address,
         redis_url=settings.redis_url,
+        timeout_seconds=settings.db_timeout_seconds,
     )
     revoked = RevokedSessions(
         retention_seconds=settings.access_token_ttl_seconds + settings.clock_leeway_seconds,
@@ -199,7 +200,12 @@ async def running_service(
                     )
                 )
                 if settings.redis_url:
-                    bus = RevocationBus(settings.redis_url, service.revoked)
+                    bus = RevocationBus(
+                        settings.redis_url,
+                        service.revoked,
+                        timeout_seconds=settings.db_timeout_seconds,
+                    )
+                    service.bus = bus
                     background.append(asyncio.create_task(bus.run()))
                 if settings.purge_interval_seconds:
                     background.append(
