@@ -17,6 +17,7 @@ import pytest
 
 from authgate.bus import RevocationBus
 from authgate.config import Settings
+from authgate.errors import StorageUnavailableError
 from authgate.http.app import build_app
 from authgate.revocations import RevokedSessions
 from authgate.runtime import build_service
@@ -86,6 +87,10 @@ async def test_a_cut_database_answers_503_within_the_timeout_and_recovers(
                     client.get("/api/test/user", headers=legacy(tokens["accessToken"]))
                 )
                 assert protected.status_code == 200
+                # The background revocation poll and purge fail in time too, and try again.
+                for background in (service.sync, service.purge):
+                    with anyio.fail_after(BOUND_SECONDS), pytest.raises(StorageUnavailableError):
+                        await background()
                 relay.forward()
                 # The connections that timed out were dropped, not handed on: the pool
                 # serves again, more times over than it holds connections.
