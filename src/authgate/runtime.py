@@ -109,6 +109,7 @@ async def build_service(
         refresh_per_address=settings.rate_limit_refresh_per_address,
         known_address_seconds=settings.rate_limit_known_address_seconds,
         redis_url=settings.redis_url,
+        timeout_seconds=settings.db_timeout_seconds,
     )
     revoked = RevokedSessions(
         retention_seconds=settings.access_token_ttl_seconds + settings.clock_leeway_seconds,
@@ -219,7 +220,12 @@ async def running_service(
                     )
                 )
                 if settings.redis_url:
-                    bus = RevocationBus(settings.redis_url, service.revoked)
+                    bus = RevocationBus(
+                        settings.redis_url,
+                        service.revoked,
+                        timeout_seconds=settings.db_timeout_seconds,
+                    )
+                    service.bus = bus
                     background.append(asyncio.create_task(bus.run()))
                 if settings.purge_interval_seconds:
                     background.append(

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from authgate.accounts import (
     Accounts,
@@ -59,6 +60,9 @@ from authgate.storage import Database, Transaction
 from authgate.throttle import Throttle
 from authgate.tokens import TokenCodec
 
+if TYPE_CHECKING:
+    from authgate.bus import RevocationBus
+
 security_log = logging.getLogger("authgate.security")
 
 #: Longest refresh token we look up; ours are 43 characters.
@@ -105,6 +109,7 @@ class AuthService:
         self.keys = keys
         self._throttle = throttle
         self.revoked = revoked  # the set every request checks; runtime wires the Redis bus to it
+        self.bus: RevocationBus | None = None  # that bus, when a server runs one (readiness)
         self.accounts = accounts
         self.admin = admin
         self._refresh_ttl = refresh_ttl_seconds

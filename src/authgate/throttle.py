@@ -63,9 +63,11 @@ class Throttle:
         refresh_per_address: str,
         known_address_seconds: int,
         redis_url: str | None = None,
+        timeout_seconds: float = 3,
     ) -> None:
         """Rates in the ``limits`` notation, e.g. ``"10/15 minutes"``. ``key`` hashes every
-        counter's name; processes that share a Redis must share it."""
+        counter's name; processes that share a Redis must share it. With Redis, each call
+        answers or fails with StorageUnavailableError within ``timeout_seconds``."""
         self._key = key
         self._sign_in = _parse("sign_in_per_address", sign_in_per_address)
         self._failures = _parse(
@@ -77,12 +79,15 @@ class Throttle:
         self._known_seconds = known_address_seconds
         self._pool: Any = None
         self._storage: Storage = MemoryStorage()
+        self._timeout_seconds = timeout_seconds
         if redis_url:
-            # Our own pool, so that close() can release its sockets, with short timeouts
-            # so that an unreachable Redis fails a request instead of hanging it.
+            # Our own pool, so that close() can release its sockets. The client's timeouts
+            # and retries are only a first line: _call bounds each call as a whole.
             from coredis import ConnectionPool  # only with Redis configured
 
-            self._pool = ConnectionPool.from_url(redis_url, connect_timeout=2, stream_timeout=2)
+            self._pool = ConnectionPool.from_url(
+                redis_url, connect_timeout=timeout_seconds, stream_timeout=timeout_seconds
+            )
             self._storage = RedisStorage(
                 "async+" + redis_url,
                 wrap_exceptions=True,
@@ -156,11 +161,15 @@ class Throttle:
         security_log.warning("throttled", extra={"event": "throttled"})
         raise TooManyRequestsError(retry_after_seconds=min(retry_after, item.get_expiry()))
 
-    @staticmethod
-    async def _call(work: Awaitable[T]) -> T:
+    async def _call(self, work: Awaitable[T]) -> T:
+        """``work``'s result; any failure to reach Redis (an error, a reset connection, no
+        answer within the timeout) is StorageUnavailableError, the documented 503."""
         try:
-            return await work
-        except StorageError as error:  # Redis did not answer
+            with anyio.fail_after(self._timeout_seconds):
+                return await work
+        # limits wraps only the client's own errors; a reset socket arrives as OSError
+        # (ConnectionResetError), a connection closed mid-reply as EOFError.
+        except (StorageError, OSError, EOFError) as error:  # TimeoutError is an OSError
             raise StorageUnavailableError() from error
 
     async def ping(self) -> None:

@@ -24,7 +24,8 @@ async def healthz(_request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """The database (and Redis, when configured) answer within a short timeout."""
+    """The database (and Redis, when configured) answer within a short timeout, and the
+    revocation subscription (in a server with Redis) is connected."""
     settings: Settings = request.app.state.settings
     service = service_of(request)
     checks: dict[str, str] = {}
@@ -36,11 +37,15 @@ async def readyz(request: Request) -> Response:
         checks["database"] = "unreachable"
     if settings.redis_url:
         try:
-            with anyio.fail_after(2):
+            with anyio.fail_after(min(settings.db_timeout_seconds, 2)):
                 await service.ready_redis()
             checks["redis"] = "ok"
         except (StorageUnavailableError, TimeoutError):
             checks["redis"] = "unreachable"
+    if service.bus is not None:
+        # The revocation subscription, checked by its own heartbeat: a connection can die
+        # silently while the rate-limit counters still reach Redis.
+        checks["redis_pubsub"] = "ok" if service.bus.connected else "unreachable"
     ready = all(value == "ok" for value in checks.values())
     body = ReadyOut("ready" if ready else "unready", checks)
     return Response(encode(body), status_code=200 if ready else 503, media_type=JSON)

@@ -78,6 +78,8 @@ def create_engine(url: str, *, pool_size: int = 10, timeout_seconds: int = 3) ->
     engine = create_async_engine(target, **kwargs)
     if backend == "sqlite":
         _tune_sqlite(engine, timeout_seconds)
+    if backend == "postgresql":
+        _close_invalidated_at_once(engine)
     return engine
 
 
@@ -92,6 +94,19 @@ def _create_sqlite_file(path: Path) -> None:
             f"Cannot create {path} for the SQLite database: {error.strerror} "
             "(see AUTHGATE_DATABASE_URL and AUTHGATE_DATA_DIR)."
         ) from None
+
+
+def _close_invalidated_at_once(engine: AsyncEngine) -> None:
+    """Drop an invalidated asyncpg connection without a goodbye.
+
+    SQLAlchemy first tries a polite close, which waits up to 2 s for a server that, after a
+    timed-out statement, is likely not answering; that wait would come on top of
+    AUTHGATE_DB_TIMEOUT_SECONDS.
+    """
+
+    @event.listens_for(engine.sync_engine, "invalidate")
+    def _on_invalidate(dbapi_connection: Any, _record: Any, _error: Any) -> None:
+        dbapi_connection.driver_connection.terminate()
 
 
 def _tune_sqlite(engine: AsyncEngine, timeout_seconds: int) -> None:
@@ -146,10 +161,17 @@ class Transaction:
 
 
 class Database:
-    """The service's handle on storage: opens transactions, hides engines and drivers."""
+    """The service's handle on storage: opens transactions, hides engines and drivers.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    Every unit of work (a transaction, or the one-statement rotation) finishes within
+    ``timeout_seconds``, from waiting for a connection to the commit, or fails with
+    StorageUnavailableError: a database that stops answering mid-query (a partition, a
+    lock held elsewhere) costs a request that long, not as long as the partition lasts.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, timeout_seconds: float = 3) -> None:
         self.engine = engine
+        self.timeout_seconds = timeout_seconds
         # SQLite has one writer: queue this process's writers here, where waiting is cheap,
         # instead of in SQLite's busy loop (which sleeps between retries and times out).
         self._writers = asyncio.Lock() if engine.dialect.name == "sqlite" else None
@@ -162,20 +184,38 @@ class Database:
 
     @classmethod
     def connect(cls, url: str, *, pool_size: int = 10, timeout_seconds: int = 3) -> Database:
-        return cls(create_engine(url, pool_size=pool_size, timeout_seconds=timeout_seconds))
+        engine = create_engine(url, pool_size=pool_size, timeout_seconds=timeout_seconds)
+        return cls(engine, timeout_seconds=timeout_seconds)
 
     @property
     def backend(self) -> str:
         return self.engine.dialect.name
 
     @asynccontextmanager
+    async def bounded(self) -> AsyncIterator[None]:
+        """Fail with StorageUnavailableError once ``timeout_seconds`` have passed.
+
+        The deadline cancels whatever awaits the database at that moment. SQLAlchemy
+        invalidates a connection whose statement was cancelled (it is closed at once, never
+        rolled back over a silent network nor handed to the next request), and the pool
+        opens a new one when the database answers again.
+        """
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                yield
+        except TimeoutError as error:
+            raise StorageUnavailableError() from error
+
+    @asynccontextmanager
     async def transaction(self, *, read_only: bool = False) -> AsyncIterator[Transaction]:
         """Commit on success, roll back on any exception; driver failures become 503s.
 
-        ``read_only`` promises no writes, so SQLite need not take its write lock.
+        ``read_only`` promises no writes, so SQLite need not take its write lock. The whole
+        unit of work is bounded (``bounded``), waiting for this process's SQLite writers too.
         """
         queue = self._writers if self._writers is not None and not read_only else None
         async with (
+            self.bounded(),
             queue or contextlib.nullcontext(),
             unavailable_as_error(),
             self.engine.connect() as connection,
@@ -226,7 +266,7 @@ class Database:
     async def _fetch_on_driver(self, sql: str, args: Sequence[object]) -> list[Any]:
         """The rows of one statement run by the driver on a pooled connection, outside any
         transaction; a lost connection becomes StorageUnavailableError, as elsewhere."""
-        async with unavailable_as_error():
+        async with self.bounded(), unavailable_as_error():
             pooled = await self.engine.raw_connection()
             driver: Any = pooled.driver_connection
             try:

@@ -34,7 +34,7 @@ async def upgrade(database: Database) -> None:
 
 
 async def current(database: Database) -> str | None:
-    async with unavailable_as_error(), database.engine.connect() as connection:
+    async with database.bounded(), unavailable_as_error(), database.engine.connect() as connection:
         return await connection.run_sync(
             lambda sync: MigrationContext.configure(sync).get_current_revision()
         )
