@@ -56,6 +56,7 @@ class Operation:
 
 _POST_ERRORS: dict[int, type[msgspec.Struct]] = {
     400: MessageOut,
+    408: MessageOut,
     413: MessageOut,
     415: MessageOut,
     429: MessageOut,
@@ -165,7 +166,7 @@ ADMIN_OPERATIONS = [
         "Admins: replace a user's roles",
         RolesBody,
         UserOut,
-        {**_ADMIN, 413: MessageOut, 415: MessageOut},
+        {**_ADMIN, 408: MessageOut, 413: MessageOut, 415: MessageOut},
         secured=True,
         path_params=_USER_ID,
     ),
