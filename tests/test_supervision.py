@@ -307,6 +307,23 @@ def test_a_second_authgate_on_the_same_port_is_refused_and_the_first_keeps_it(
     assert answers(first.port)
 
 
+@pytest.mark.parametrize("server_kind", SERVERS)
+def test_serve_refuses_tls_files_that_do_not_load_before_any_worker_starts(
+    migrated: Path, server_kind: str
+) -> None:
+    """Else uvicorn's workers would each fail on them, and be replaced, without end."""
+    (migrated / "broken.pem").write_text("not a certificate\n")
+    env = authgate_env(
+        migrated, {"AUTHGATE_TLS_CERT_FILE": "broken.pem", "AUTHGATE_TLS_KEY_FILE": "broken.pem"}
+    )
+    result = run_authgate(
+        migrated, env, "serve", "--port", str(free_port()), "--server", server_kind
+    )
+    assert result.returncode == 3, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("authgate: AUTHGATE_TLS_CERT_FILE and AUTHGATE_TLS_KEY_FILE do not load")
+
+
 # -- 7. command-line flags reach the workers -----------------------------------------
 
 

@@ -133,7 +133,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         if value is not None
     }
     settings = settings.replace(**overrides)
-    serving.check_address(settings.host, settings.port)  # refused: configuration, 3
+    serving.check(settings)  # a busy address, unusable TLS files: configuration, 3
     from authgate.keyfiles import key_encryption_key, signing_key
     from authgate.keys import ASYMMETRIC
     from authgate.runtime import check_database

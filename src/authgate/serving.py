@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -42,6 +43,21 @@ def export(overrides: Mapping[str, str | int]) -> None:
     builds its own ``Settings.from_env()``, and a flag would otherwise stay in this process."""
     for name, value in overrides.items():
         os.environ[PREFIX + name.upper()] = str(value)
+
+
+def check(settings: Settings) -> None:
+    """What would stop every worker, found before any starts: a busy address, and TLS
+    files that do not load (uvicorn's workers would fail on them and be replaced forever)."""
+    check_address(settings.host, settings.port)
+    if settings.tls_cert_file and settings.tls_key_file:
+        try:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+        except (OSError, ssl.SSLError) as error:
+            raise ConfigurationError(
+                f"{PREFIX}TLS_CERT_FILE and {PREFIX}TLS_KEY_FILE do not load: "
+                f"{error.strerror or error}."
+            ) from None
 
 
 def check_address(host: str, port: int) -> None:
@@ -102,6 +118,7 @@ def _serve_granian(settings: Settings) -> None:
 
 def _serve_uvicorn(settings: Settings) -> None:
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
 
     config = uvicorn.Config(
@@ -123,7 +140,10 @@ def _serve_uvicorn(settings: Settings) -> None:
     )
     # uvicorn.run serves one worker in its own process; its supervisor, which replaces a
     # dead worker, runs only for several. Always supervise, as Granian does.
-    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    if any(worker.exitcode == STARTUP_FAILURE for worker in supervisor.processes):
+        raise SystemExit(1)  # a worker could not start: fail, as Granian does
 
 
 def worker_app() -> Starlette:
