@@ -229,6 +229,7 @@ def test_a_killed_worker_is_replaced_while_the_others_answer(
 ) -> None:
     server = servers.start(authgate_env(migrated), "--server", server_kind, "--workers", str(count))
     original = serving_workers(server, count, without=set())
+    hashers = [pid for worker in original for pid in hash_processes(worker)]
     killed: set[int] = set()
     with load_on(server) as load:
         # Kill each original worker in turn, each once the one before has been replaced:
@@ -241,6 +242,7 @@ def test_a_killed_worker_is_replaced_while_the_others_answer(
         wait_for(lambda: load.answered() > before + 10, "answers from the replacements")
 
     assert server.process.poll() is None, server.output  # the server lives on
+    wait_for(lambda: not any(map(alive, hashers)), "the killed workers' hash processes gone")
     if count > 1:
         # Only requests in flight on a dying worker may fail: at most one per client
         # thread per kill, and only as a broken connection, never as an error answer.
