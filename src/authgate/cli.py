@@ -1,4 +1,9 @@
-"""Operator commands: ``authgate serve | migrate | users ...``, all through the service."""
+"""Operator commands: ``authgate serve | migrate | users ...``, all through the service.
+
+Each command imports the heavy modules (storage, runtime, keys) itself: uvicorn's worker
+processes start by importing this module again (it is their parent's ``__main__``), and a
+worker must answer its supervisor's first ping within seconds (``authgate.serving``).
+"""
 
 from __future__ import annotations
 
@@ -11,17 +16,13 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
+from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
+from authgate import serving
 from authgate.config import Settings
 from authgate.errors import AuthError, UserNotFoundError
-from authgate.keyfiles import key_encryption_key, signing_key
-from authgate.keys import ASYMMETRIC
 from authgate.logs import configure_logging
-from authgate.runtime import check_database, open_database, running_service
-from authgate.storage import schema
 
 T = TypeVar("T")
 
@@ -114,6 +115,9 @@ def _run(work: Awaitable[T]) -> T:
 
 
 async def _migrate(settings: Settings) -> int:
+    from authgate.runtime import open_database
+    from authgate.storage import schema
+
     database = open_database(settings)
     try:
         await schema.upgrade(database)
@@ -124,11 +128,17 @@ async def _migrate(settings: Settings) -> int:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    settings = settings.replace(
-        host=args.host or settings.host,
-        port=settings.port if args.port is None else args.port,
-        workers=settings.workers if args.workers is None else args.workers,
-    )
+    overrides = {
+        name: value
+        for name, value in (("host", args.host), ("port", args.port), ("workers", args.workers))
+        if value is not None
+    }
+    settings = settings.replace(**overrides)
+    serving.check(settings)  # a busy address, unusable TLS files: configuration, 3
+    from authgate.keyfiles import key_encryption_key, signing_key
+    from authgate.keys import ASYMMETRIC
+    from authgate.runtime import check_database
+
     # Create development secrets once, before workers race for them.
     if settings.signing_algorithm in ASYMMETRIC:
         key_encryption_key(settings)
@@ -140,56 +150,22 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             "AUTHGATE_PUBLIC_URL is not set: the discovery document names the key set after "
             "each request's Host header, so it is never cached. Set it in production."
         )
-    serve: Callable[[Settings], None] = (
-        _serve_uvicorn if args.server == "uvicorn" else _serve_granian
-    )
+    serving.export(overrides)
     # Workers share metrics through files in one directory (prometheus_client multiprocess).
     own_metrics_dir = MULTIPROC_ENV not in os.environ
     if own_metrics_dir:
         os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="authgate-metrics-")
     try:
-        serve(settings)
+        serving.serve(settings, args.server)
     finally:
         if own_metrics_dir:
             shutil.rmtree(os.environ.pop(MULTIPROC_ENV), ignore_errors=True)
     return 0
 
 
-def _serve_granian(settings: Settings) -> None:
-    from granian import Granian
-    from granian.constants import Interfaces
-
-    Granian(
-        "authgate.http.app:app_from_env",
-        address=settings.host,
-        port=settings.port,
-        interface=Interfaces.ASGI,
-        workers=settings.workers,
-        factory=True,
-        log_access=False,
-        ssl_cert=Path(settings.tls_cert_file) if settings.tls_cert_file else None,
-        ssl_key=Path(settings.tls_key_file) if settings.tls_key_file else None,
-    ).serve()
-
-
-def _serve_uvicorn(settings: Settings) -> None:
-    import uvicorn
-
-    uvicorn.run(
-        "authgate.http.app:app_from_env",
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        factory=True,
-        server_header=False,
-        access_log=False,
-        log_config=None,
-        ssl_certfile=settings.tls_cert_file,
-        ssl_keyfile=settings.tls_key_file,
-    )
-
-
 async def _purge(settings: Settings) -> int:
+    from authgate.runtime import running_service
+
     async with running_service(settings) as service:
         removed = await service.purge()
     print(f"authgate: purged {removed} sessions.")
@@ -197,6 +173,8 @@ async def _purge(settings: Settings) -> int:
 
 
 async def _keys(settings: Settings, action: str) -> int:
+    from authgate.runtime import running_service
+
     async with running_service(settings) as service:
         if action == "rotate":
             state = await service.keys.rotate()
@@ -220,6 +198,8 @@ def _when(epoch_seconds: int) -> str:
 
 
 async def _users(settings: Settings, args: argparse.Namespace) -> int:
+    from authgate.runtime import running_service
+
     async with running_service(settings) as service:
         if args.action == "create":
             password = _read_password()

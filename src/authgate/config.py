@@ -85,6 +85,8 @@ class Settings:
     argon2_parallelism: Positive = 1
     hash_concurrency: Annotated[int, msgspec.Meta(ge=0)] = 0
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024
+    #: A request body must arrive whole within this many seconds once its reading starts.
+    body_timeout_seconds: Annotated[int, msgspec.Meta(ge=1, le=300)] = 10
     max_token_bytes: Annotated[int, msgspec.Meta(ge=256, le=65536)] = 4096
     token_cache_size: Annotated[int, msgspec.Meta(ge=0)] = 10_000
     db_pool_size: Positive = 10

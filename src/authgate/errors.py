@@ -9,7 +9,8 @@ decided once, in ``authgate.http.problems``.
     │   ├── PasswordPolicyError
     │   ├── MalformedBodyError
     │   ├── PayloadTooLargeError
-    │   └── UnsupportedMediaTypeError
+    │   ├── UnsupportedMediaTypeError
+    │   └── BodyTimeoutError              the body did not arrive in time
     ├── ConflictError
     │   ├── UsernameTakenError
     │   ├── EmailTakenError
@@ -205,6 +206,11 @@ class PayloadTooLargeError(InvalidInputError):
 class UnsupportedMediaTypeError(InvalidInputError):
     code = "unsupported_media_type"
     message = "Send the request body as application/json."
+
+
+class BodyTimeoutError(InvalidInputError):
+    code = "body_timeout"
+    message = "The request body did not arrive in time."
 
 
 class TooManyRequestsError(AuthError):

@@ -108,6 +108,7 @@ def _starlette(settings: Settings, lifespan: object = None) -> Starlette:
     )
     app.router = StaticFirstRouter(ROUTES, lifespan=lifespan)
     app.state.max_body_bytes = settings.max_body_bytes
+    app.state.body_timeout_seconds = settings.body_timeout_seconds
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.access_log = access_log

@@ -56,6 +56,7 @@ class Operation:
 
 _POST_ERRORS: dict[int, type[msgspec.Struct]] = {
     400: MessageOut,
+    408: MessageOut,
     413: MessageOut,
     415: MessageOut,
     429: MessageOut,
@@ -167,7 +168,7 @@ ADMIN_OPERATIONS = [
         "Admins: replace a user's roles (the last enabled admin keeps admin)",
         RolesBody,
         UserOut,
-        {**_ADMIN, 413: MessageOut, 415: MessageOut, **_LOCKOUT},
+        {**_ADMIN, 408: MessageOut, 413: MessageOut, 415: MessageOut, **_LOCKOUT},
         secured=True,
         path_params=_USER_ID,
     ),

@@ -9,6 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from authgate.errors import (
     AdminLockoutError,
     AuthError,
+    BodyTimeoutError,
     ConflictError,
     InvalidCredentialsError,
     InvalidInputError,
@@ -33,6 +34,7 @@ STATUS: dict[type[AuthError], int] = {
     InvalidInputError: 400,
     PayloadTooLargeError: 413,
     UnsupportedMediaTypeError: 415,
+    BodyTimeoutError: 408,
     ConflictError: 400,  # the tutorial's clients expect 400 for a taken name
     AdminLockoutError: 409,  # not the tutorial's: the account's state forbids the change
     InvalidCredentialsError: 401,
@@ -68,6 +70,8 @@ def error_response(error: AuthError) -> Response:
         headers["Retry-After"] = "1"
     if isinstance(error, TooManyRequestsError):
         headers["Retry-After"] = str(error.retry_after_seconds)
+    if isinstance(error, BodyTimeoutError):
+        headers["Connection"] = "close"  # the rest of the body may still come; don't read it
     return Response(encode(body), status_code=status, headers=headers, media_type=JSON)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -11,6 +12,7 @@ from starlette.routing import Route
 from authgate.config import Settings
 from authgate.errors import (
     AuthError,
+    BodyTimeoutError,
     InvalidRefreshTokenError,
     PayloadTooLargeError,
     RefreshTokenMissingError,
@@ -60,7 +62,9 @@ def authenticate(request: Request) -> AccessClaims:
 
 
 async def read_body(request: Request, kind: type[T]) -> T:
-    """The JSON body as ``kind``: 415 unless JSON, 413 past the cap (counted while streaming)."""
+    """The JSON body as ``kind``: 415 unless JSON, 413 past the cap (counted while streaming),
+    408 unless it all arrives within the body timeout (a client that stalls or drips would
+    otherwise hold the connection and this request open for as long as it likes)."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != "application/json":
         raise UnsupportedMediaTypeError()
@@ -70,11 +74,15 @@ async def read_body(request: Request, kind: type[T]) -> T:
         raise PayloadTooLargeError()
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError()
-        chunks.append(chunk)
+    try:
+        with anyio.fail_after(request.app.state.body_timeout_seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLargeError()
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTimeoutError() from None
     return decode(b"".join(chunks), kind)
 
 
