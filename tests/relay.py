@@ -1,4 +1,5 @@
-"""A TCP relay for fault tests: forwards, refuses or black-holes a loopback service.
+"""A TCP relay for fault tests: forwards, refuses or black-holes a loopback service, or cuts
+a connection at the service's next answer.
 
 Usage::
 
@@ -8,6 +9,8 @@ Usage::
         relay.black_hole()         # connections stay open; nothing passes either way
         relay.refuse()             # every connection, open or new, is reset (RST)
         relay.forward()            # back to normal
+        relay.cut_next_answer()    # the service's next answer is lost with its connection
+        assert relay.cuts == 1     # how many connections were cut that way
 
 ``Relay(port, host="127.0.0.1")`` does the same for a bare port (``relay.port`` is where
 to connect). Modes switch at once and may be switched from any thread, in any order; the
@@ -24,6 +27,15 @@ What each mode does to a connection:
   closed: the clients see silence, as in a network partition.
 - **refuse**: every open connection is closed with RST on both sides (``SO_LINGER`` 0),
   and each new one is accepted and reset at once.
+
+And once, on demand:
+
+- **cut_next_answer()**: arms a one-shot cut, in whatever mode. The next bytes the service
+  sends, on any connection, are dropped instead of delivered, both sides of that connection
+  are reset (RST), and ``relay.cuts`` goes up by one. The service has done whatever the
+  client asked (a statement outside a transaction has committed); the client never hears
+  of it. Other connections, and new ones, are forwarded as before. Arm it when the
+  connection is idle, so that the next answer is the one to the request that follows.
 """
 
 from __future__ import annotations
@@ -73,6 +85,8 @@ class Relay:
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Future[None]] = set()
         self._template: SplitResult | None = None
+        self._cut_armed = False
+        self.cuts = 0
 
     @classmethod
     def in_front_of(cls, url: str) -> Relay:
@@ -126,6 +140,11 @@ class Relay:
     def refuse(self) -> None:
         self._run(self._switch(REFUSE))
 
+    def cut_next_answer(self) -> None:
+        """Lose the service's next answer, on whichever connection it comes, with that
+        connection (see the module's docstring); ``relay.cuts`` counts the cuts made."""
+        self._run(self._arm_cut())
+
     # -- inside the relay's loop --------------------------------------------------------------
 
     def _run(self, work: Coroutine[Any, Any, None]) -> None:
@@ -146,6 +165,9 @@ class Relay:
             for writer in list(self._writers):
                 _reset(writer)
             self._writers.clear()
+
+    async def _arm_cut(self) -> None:
+        self._cut_armed = True
 
     async def _shutdown(self) -> None:
         if self._server is not None:
@@ -176,7 +198,7 @@ class Relay:
             self._writers.add(upstream)
             pumps = [
                 asyncio.ensure_future(self._pump(reader, upstream)),
-                asyncio.ensure_future(self._pump(upstream_reader, writer)),
+                asyncio.ensure_future(self._pump(upstream_reader, writer, cut_with=upstream)),
             ]
             self._tasks.update(pumps)
             # One side closed (most protocols never half-close): close the other too.
@@ -193,7 +215,14 @@ class Relay:
         finally:
             self._writers.discard(writer)
 
-    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self,
+        source: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+        cut_with: asyncio.StreamWriter | None = None,
+    ) -> None:
+        """Copy ``source`` to ``sink``; ``cut_with`` (the service's side, given for the
+        service's answers) is reset along with ``sink`` when an armed cut takes an answer."""
         while True:
             try:
                 chunk = await source.read(_CHUNK)
@@ -203,6 +232,12 @@ class Relay:
                 return
             await self._flowing.wait()  # black-holed: hold it, and stop reading meanwhile
             if sink.is_closing():
+                return
+            if cut_with is not None and self._cut_armed:
+                self._cut_armed = False
+                self.cuts += 1
+                _reset(sink)
+                _reset(cut_with)
                 return
             sink.write(chunk)
             try:

@@ -4,8 +4,6 @@ nothing. The statements each path runs are read from the engine's events."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +13,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
 
 from authgate.config import Settings
 from authgate.errors import (
@@ -30,6 +27,7 @@ from authgate.runtime import build_service
 from authgate.service import AuthService
 from authgate.storage import Database
 from tests.conftest import PASSWORD, FakeClock
+from tests.relay import Relay
 
 pytestmark = pytest.mark.anyio
 
@@ -182,56 +180,6 @@ async def test_a_repeat_within_the_grace_window_gets_the_successor_the_first_ste
     await service.refresh(second)
 
 
-class AnswerCutter:
-    """A TCP relay to the database that, once armed, forwards what the application sends and
-    cuts both connections when the database first answers: the database has done (and,
-    for a statement outside a transaction, committed) the work; the application never
-    hears of it."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self._upstream = (host, port)
-        self._server: asyncio.Server | None = None
-        self._writers: list[asyncio.StreamWriter] = []
-        self._tasks: list[asyncio.Task[None]] = []
-        self.armed = False
-        self.cuts = 0
-        self.port = 0
-
-    async def __aenter__(self) -> AnswerCutter:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in self._writers:
-            writer.transport.abort()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
-
-    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._tasks.append(asyncio.ensure_future(self._relay(reader, writer)))
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self._upstream)
-        self._writers += [writer, up_writer]
-
-        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError):
-                while data := await source.read(65536):
-                    if sink is writer and self.armed:
-                        self.armed, self.cuts = False, self.cuts + 1
-                        writer.transport.abort()
-                        up_writer.transport.abort()
-                        return
-                    sink.write(data)
-                    await sink.drain()
-            sink.close()
-
-        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
-
-
 _TOKENS = "SELECT id, token_hash, parent_id, used_at FROM refresh_tokens"
 
 
@@ -246,22 +194,19 @@ async def test_an_answer_lost_after_the_commit_is_a_503_and_the_retry_keeps_the_
     before its answer arrives, the client gets 503 and retries with the same token."""
     if database.backend != "postgresql":
         pytest.skip("the relay cuts PostgreSQL's one-statement rotation")
-    url = make_url(database_url)
-    async with AnswerCutter(url.host or "127.0.0.1", url.port or 5432) as cutter:
-        relayed = Database.connect(
-            url.set(host="127.0.0.1", port=cutter.port).render_as_string(hide_password=False)
-        )
+    with Relay.in_front_of(database_url) as relay:
+        relayed = Database.connect(relay.url)
         service = await build_service(settings, relayed, clock=clock)
         try:
             # Warm up: the pooled connection is open and the rotation statement prepared,
             # so the database's first answer after arming is the rotation's result.
             first = (await service.refresh(await sign_in(service))).refresh_token
-            cutter.armed = True
+            relay.cut_next_answer()
             transport = httpx.ASGITransport(app=build_app(service, settings))
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 lost = await client.post("/api/auth/refreshtoken", json={"refreshToken": first})
             assert lost.status_code == 503
-            assert cutter.cuts == 1
+            assert relay.cuts == 1
             tokens = {row.token_hash: row for row in await rows(database, _TOKENS)}
             spent = tokens[digest(first)]
             assert spent.used_at is not None  # the rotation did commit: the answer was lost

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import secrets
@@ -25,6 +24,7 @@ import pytest
 
 from authgate.http.observe import FLUSH_SECONDS
 from tests.conftest import PASSWORD
+from tests.relay import Relay
 
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
@@ -758,89 +758,30 @@ def test_every_log_line_is_json(migrated: Path, servers: Servers) -> None:
         assert secret not in server.output
 
 
-class TcpRelay:
-    """A loopback TCP relay to a real server that a test can cut and restore: a database
-    outage without touching the database."""
-
-    def __init__(self, target_port: int) -> None:
-        self._target = target_port
-        self.port = free_port()
-        self._listener: socket.socket | None = None
-        self._links: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen()
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def cut(self) -> None:
-        """Refuse new connections and break every open one."""
-        with self._lock:
-            if self._listener is not None:
-                with contextlib.suppress(OSError):
-                    self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
-                self._listener.close()
-                self._listener = None
-            for link in self._links:
-                with contextlib.suppress(OSError):
-                    link.shutdown(socket.SHUT_RDWR)
-                link.close()
-            self._links.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self._target))
-            with self._lock:
-                self._links += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
-
-
 def test_readyz_follows_the_database_without_a_restart(
     migrated: Path, servers: Servers, postgres_url: str
 ) -> None:
-    import sqlalchemy as sa
-
-    url = sa.make_url(postgres_url)
-    relay = TcpRelay(url.port or 5432)
-    relay.start()
-    relayed = url.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
-    env = authgate_env(
-        migrated, {"AUTHGATE_DATABASE_URL": relayed, "AUTHGATE_DB_TIMEOUT_SECONDS": "1"}
-    )
-    assert run_authgate(migrated, env, "migrate").returncode == 0
-    server = servers.start(env)
-    with server.client() as client:
-        assert client.get("/readyz").status_code == 200
-        relay.cut()
-        cut_at = time.monotonic()
-        down = poll(
-            lambda: client.get("/readyz"), lambda r: r.status_code == 503, within_seconds=10
+    with Relay.in_front_of(postgres_url) as relay:
+        env = authgate_env(
+            migrated, {"AUTHGATE_DATABASE_URL": relay.url, "AUTHGATE_DB_TIMEOUT_SECONDS": "1"}
         )
-        unready_after = time.monotonic() - cut_at
-        assert down.json() == {"status": "unready", "checks": {"database": "unreachable"}}
-        assert client.get("/healthz").status_code == 200  # alive, just not ready
-        relay.start()
-        back_at = time.monotonic()
-        poll(lambda: client.get("/readyz"), lambda r: r.status_code == 200, within_seconds=10)
-        ready_after = time.monotonic() - back_at
-    relay.cut()
+        assert run_authgate(migrated, env, "migrate").returncode == 0
+        server = servers.start(env)
+        with server.client() as client:
+            assert client.get("/readyz").status_code == 200
+            relay.refuse()  # open connections reset, new ones too
+            cut_at = time.monotonic()
+            down = poll(
+                lambda: client.get("/readyz"), lambda r: r.status_code == 503, within_seconds=10
+            )
+            unready_after = time.monotonic() - cut_at
+            assert down.json() == {"status": "unready", "checks": {"database": "unreachable"}}
+            assert client.get("/healthz").status_code == 200  # alive, just not ready
+            relay.forward()
+            back_at = time.monotonic()
+            poll(lambda: client.get("/readyz"), lambda r: r.status_code == 200, within_seconds=10)
+            ready_after = time.monotonic() - back_at
+        server.stop()
     # Measured and reported, not asserted (the suite makes no timing assertions).
     print(f"readyz: unready {unready_after:.3f} s after the cut, ready {ready_after:.3f} s after")
 
