@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from authgate.config import Settings
+from authgate.errors import ConfigurationError
 from tests.conftest import PASSWORD, ClientWith, FakeClock
 from tests.helpers import bearer, legacy, refresh, sign_in, sign_up, signed_in
 
@@ -140,6 +141,74 @@ async def test_no_token_is_401_with_www_authenticate(client: httpx.AsyncClient) 
     assert response.status_code == 401
     assert response.json() == {"message": "No token provided!"}
     assert response.headers["www-authenticate"] == "Bearer"
+
+
+NO_TOKEN = {
+    "no-header": {},
+    "empty-x-access-token": {"x-access-token": ""},
+    "empty-bearer": {"Authorization": "Bearer "},
+    "other-scheme": {"Authorization": "Basic YWxpY2U6c2VjcmV0"},
+}
+
+
+@pytest.mark.parametrize("status", [401, 403])
+@pytest.mark.parametrize("headers", NO_TOKEN.values(), ids=NO_TOKEN.keys())
+async def test_the_missing_token_status_is_the_configured_one(
+    client_with: ClientWith, status: int, headers: dict[str, str]
+) -> None:
+    """403 is the tutorial's answer, on which the Angular client's interceptor gives up;
+    401 (the default) is RFC 6750's."""
+    async with client_with(missing_token_status=str(status)) as client:
+        for route in ("/api/test/user", "/api/test/mod", "/api/auth/sessions"):
+            response = await client.get(route, headers=headers)
+            assert response.status_code == status, route
+            assert response.json() == {"message": "No token provided!"}
+            assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("status", [401, 403])
+@pytest.mark.parametrize("headers", [legacy, bearer], ids=["x-access-token", "bearer"])
+async def test_a_bad_or_expired_token_stays_401_whatever_the_missing_token_status(
+    client_with: ClientWith, clock: FakeClock, status: int, headers: object
+) -> None:
+    """The clients' interceptors refresh on exactly this 401."""
+    assert callable(headers)
+    async with client_with(missing_token_status=str(status)) as client:
+        token = (await signed_in(client))["accessToken"]
+        bad = await client.get("/api/test/user", headers=headers(token[:-4] + "AAAA"))
+        assert bad.status_code == 401
+        assert bad.json() == {"message": "Unauthorized!"}
+        clock.advance(15 * 60 + 60)  # past the lifetime, whatever the leeway
+        expired = await client.get("/api/test/user", headers=headers(token))
+        assert expired.status_code == 401
+        assert expired.json() == {"message": "Unauthorized! Access Token was expired!"}
+
+
+def test_the_missing_token_status_is_401_or_403_only() -> None:
+    assert Settings.from_mapping({}).missing_token_status == 401
+    with pytest.raises(ConfigurationError, match="AUTHGATE_MISSING_TOKEN_STATUS"):
+        Settings.from_mapping({"missing_token_status": "400"})
+
+
+async def test_a_short_lived_token_is_refused_once_expired_with_the_default_leeway(
+    client_with: ClientWith, clock: FakeClock
+) -> None:
+    """A 3-second token stops working after 3 seconds, so the clients' interceptors refresh
+    when their users expect them to (a 30-second leeway kept it for 33)."""
+    async with client_with(access_token_ttl_seconds=3) as client:
+        signed = await signed_in(client)
+        clock.advance(2.9)
+        assert (
+            await client.get("/api/test/user", headers=legacy(signed["accessToken"]))
+        ).status_code == 200
+        clock.advance(0.1)
+        expired = await client.get("/api/test/user", headers=legacy(signed["accessToken"]))
+        assert expired.status_code == 401
+        assert expired.json() == {"message": "Unauthorized! Access Token was expired!"}
+        renewed = await refresh(client, signed["refreshToken"])
+        assert renewed.status_code == 200
+        again = await client.get("/api/test/user", headers=legacy(renewed.json()["accessToken"]))
+        assert again.status_code == 200
 
 
 @pytest.mark.plain_tokens

@@ -13,6 +13,7 @@ from authgate.revocations import RevokedSessions
 from authgate.runtime import build_service
 from authgate.service import AuthService
 from authgate.storage import Database
+from authgate.tokens import CLOCK_SKEW_SECONDS
 from tests.conftest import FakeClock
 from tests.helpers import legacy, refresh, sign_in, signed_in
 
@@ -92,6 +93,39 @@ async def test_another_process_learns_a_revocation_from_the_database(
     assert await user_content(other_client, signed["accessToken"]) == 200  # not yet polled
     await other.sync_revocations()
     assert await user_content(other_client, signed["accessToken"]) == 401
+
+
+async def test_servers_whose_clocks_differ_by_seconds_agree_on_tokens_and_revocations(
+    client: httpx.AsyncClient,
+    service: AuthService,
+    settings: Settings,
+    database: Database,
+    clock: FakeClock,
+) -> None:
+    """Two servers, clocks CLOCK_SKEW_SECONDS apart, no leeway (the default): a token from the
+    one that runs ahead works at once on the other, and once its session is signed out it
+    stays refused there until it has expired, even though it expires later than this
+    server's own tokens would."""
+    assert settings.clock_leeway_seconds == 0
+
+    def ahead() -> float:
+        return clock() + CLOCK_SKEW_SECONDS
+
+    other = await build_service(settings, database, clock=ahead)
+    transport = httpx.ASGITransport(app=build_app(other, settings))
+    async with httpx.AsyncClient(transport=transport, base_url="http://ahead.test") as early:
+        signed = await signed_in(early)
+    await other.aclose()
+    access = signed["accessToken"]
+    assert await user_content(client, access) == 200  # "issued in the future" by 5 s: fine
+
+    await client.post("/api/auth/signout", json={"refreshToken": signed["refreshToken"]})
+    clock.advance(settings.access_token_ttl_seconds + CLOCK_SKEW_SECONDS - 1)
+    await service.sync()  # what the poller does: it also forgets expired revocations
+    assert await user_content(client, access) == 401
+    clock.advance(1)
+    response = await client.get("/api/test/user", headers=legacy(access))
+    assert response.json() == {"message": "Unauthorized! Access Token was expired!"}
 
 
 def test_revoked_sessions_are_forgotten_once_their_tokens_have_expired(clock: FakeClock) -> None:

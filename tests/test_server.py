@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
+from authgate import serving
+from authgate.config import Settings
 from authgate.http.observe import FLUSH_SECONDS
 from tests.conftest import PASSWORD
 from tests.relay import Relay
@@ -39,7 +41,6 @@ REFRESH_TTL_SECONDS = 5
 SHORT_LIVED = {
     "AUTHGATE_ACCESS_TOKEN_TTL_SECONDS": str(ACCESS_TTL_SECONDS),
     "AUTHGATE_REFRESH_TOKEN_TTL_SECONDS": str(REFRESH_TTL_SECONDS),
-    "AUTHGATE_CLOCK_LEEWAY_SECONDS": "0",
 }
 EXPIRED = {"message": "Unauthorized! Access Token was expired!"}
 
@@ -476,6 +477,45 @@ def test_production_without_a_public_url_warns_and_never_lets_discovery_be_cache
         response = client.get("/.well-known/openid-configuration", headers={"Host": "evil.example"})
     assert response.headers["cache-control"] == "no-store"
     assert "AUTHGATE_PUBLIC_URL is not set" in server.stderr
+
+
+def test_a_leeway_close_to_the_access_lifetime_is_warned_about_at_start_up(
+    migrated: Path, servers: Servers
+) -> None:
+    """With 30 s of leeway a 3-second token works for 33 s: the clients never refresh."""
+    leeway = {"AUTHGATE_ACCESS_TOKEN_TTL_SECONDS": "3", "AUTHGATE_CLOCK_LEEWAY_SECONDS": "30"}
+    server = servers.start(authgate_env(migrated, leeway))
+    server.stop()
+    warnings = [
+        json.loads(line)
+        for line in server.stderr.splitlines()
+        if "AUTHGATE_CLOCK_LEEWAY_SECONDS" in line
+    ]
+    assert len(warnings) == 1, server.stderr
+    assert warnings[0]["level"] == "warning"
+    assert "AUTHGATE_CLOCK_LEEWAY_SECONDS=30 is not well below" in warnings[0]["message"]
+    assert "accepted for 33 s" in warnings[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("ttl", "leeway", "warned"),
+    [
+        pytest.param(3, 0, False, id="3s-default-leeway"),
+        pytest.param(900, 0, False, id="defaults"),
+        pytest.param(900, 30, False, id="900s-30s"),
+        pytest.param(3, 1, True, id="3s-1s"),
+        pytest.param(20, 4, False, id="20s-4s"),
+        pytest.param(20, 5, True, id="20s-5s-a-quarter"),
+        pytest.param(3, 30, True, id="3s-30s"),
+    ],
+)
+def test_the_leeway_warning_starts_at_a_quarter_of_the_access_lifetime(
+    ttl: int, leeway: int, warned: bool
+) -> None:
+    settings = Settings.from_mapping(
+        {"access_token_ttl_seconds": ttl, "clock_leeway_seconds": leeway}
+    )
+    assert bool(serving.start_up_warnings(settings)) is warned
 
 
 @pytest.mark.parametrize("case", [name for name in REFUSALS if name.startswith("unmigrated")])

@@ -11,7 +11,7 @@ import pytest
 from authgate.errors import InvalidTokenError, TokenError, TokenExpiredError
 from authgate.keys import KeyRing, SigningKey, generate, hs256_key
 from authgate.models import Role
-from authgate.tokens import TokenCodec
+from authgate.tokens import CLOCK_SKEW_SECONDS, TokenCodec
 from tests.conftest import TEST_KEY, FakeClock
 from tests.forge import NOW, P256_ORDER, b64, claims, es256_s, flip_s, segment, sign, token
 
@@ -119,6 +119,29 @@ def test_leeway_is_honoured_and_no_more(clock: FakeClock) -> None:
     clock.advance(2)
     with pytest.raises(TokenExpiredError):
         strict.verify(token(exp=NOW + 10, iat=NOW - 100, nbf=NOW - 100, jti="c"))
+
+
+@pytest.mark.parametrize("leeway", [0, 1])
+def test_a_token_stamped_by_a_clock_a_few_seconds_ahead_is_accepted(
+    clock: FakeClock, leeway: int
+) -> None:
+    """Another authgate server's clock may run ahead by up to CLOCK_SKEW_SECONDS; what it
+    has just issued must work here at once, whatever the (expiry) leeway."""
+    tokens = codec(clock, leeway=leeway)
+    ahead = NOW + CLOCK_SKEW_SECONDS
+    assert tokens.verify(token(iat=ahead, nbf=ahead, exp=ahead + 900)).user_id == 1
+    beyond = ahead + 1
+    with pytest.raises(InvalidTokenError):
+        tokens.verify(token(iat=beyond, nbf=beyond, exp=beyond + 900, jti="b"))
+
+
+def test_without_leeway_a_token_is_expired_at_its_exp(clock: FakeClock) -> None:
+    tokens = codec(clock, leeway=0)
+    clock.advance(-0.5)
+    assert tokens.verify(token(exp=NOW)).user_id == 1
+    clock.advance(0.5)
+    with pytest.raises(TokenExpiredError):
+        tokens.verify(token(exp=NOW))
 
 
 @pytest.mark.parametrize(

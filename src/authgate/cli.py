@@ -135,6 +135,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     }
     settings = settings.replace(**overrides)
     serving.check(settings)  # a busy address, unusable TLS files: configuration, 3
+    for warning in serving.start_up_warnings(settings):
+        logging.getLogger("authgate.cli").warning(warning)
     from authgate.keyfiles import key_encryption_key, signing_key
     from authgate.keys import ASYMMETRIC
     from authgate.runtime import check_database

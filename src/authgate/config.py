@@ -76,7 +76,12 @@ class Settings:
     #: the same successor instead of revoking the session, while that successor is unused: a
     #: client whose answer was lost keeps its session. 0 turns it off (docs/sessions.md).
     refresh_grace_seconds: Annotated[int, msgspec.Meta(ge=0, le=60)] = 30
-    clock_leeway_seconds: Annotated[int, msgspec.Meta(ge=0, le=300)] = 30
+    #: Seconds an access token is still accepted after its ``exp``. authgate checks tokens it
+    #: issued itself, so none by default: a token stops working when its client expects.
+    clock_leeway_seconds: Annotated[int, msgspec.Meta(ge=0, le=300)] = 0
+    #: The answer to a protected request that carries no token at all: 401 (RFC 6750), or
+    #: 403 as the tutorial (its Angular client waits forever on a 401 it cannot refresh).
+    missing_token_status: Literal[401, 403] = 401
     cors_origins: tuple[str, ...] = ()
     password_min_length: Annotated[int, msgspec.Meta(ge=1, le=128)] = 8
     password_max_length: Annotated[int, msgspec.Meta(ge=64, le=1024)] = 128

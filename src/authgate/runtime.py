@@ -26,7 +26,7 @@ from authgate.service import AuthService
 from authgate.signing import SigningKeys
 from authgate.storage import Database, schema
 from authgate.throttle import Throttle
-from authgate.tokens import TokenCodec
+from authgate.tokens import TokenCodec, accepted_for_seconds
 
 log = logging.getLogger("authgate.runtime")
 
@@ -59,7 +59,9 @@ def signing_keys(
         algorithm=settings.signing_algorithm,
         kek=key_encryption_key(settings) if managed else None,
         hs256_secret=None if managed else signing_key(settings),
-        retire_after_seconds=settings.access_token_ttl_seconds + settings.clock_leeway_seconds,
+        retire_after_seconds=accepted_for_seconds(
+            settings.access_token_ttl_seconds, settings.clock_leeway_seconds
+        ),
         publish_seconds=settings.key_publish_seconds,
         clock=clock,
     )
@@ -112,7 +114,9 @@ async def build_service(
         timeout_seconds=settings.db_timeout_seconds,
     )
     revoked = RevokedSessions(
-        retention_seconds=settings.access_token_ttl_seconds + settings.clock_leeway_seconds,
+        retention_seconds=accepted_for_seconds(
+            settings.access_token_ttl_seconds, settings.clock_leeway_seconds
+        ),
         clock=clock,
     )
     accounts = Accounts(

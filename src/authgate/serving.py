@@ -60,6 +60,22 @@ def check(settings: Settings) -> None:
             ) from None
 
 
+def start_up_warnings(settings: Settings) -> list[str]:
+    """Settings that work, but not as their users would expect; ``serve`` logs each."""
+    found = []
+    ttl, leeway = settings.access_token_ttl_seconds, settings.clock_leeway_seconds
+    # A leeway near the lifetime keeps expired tokens working, and clients refresh only
+    # when a token is refused: with a 3-second lifetime and 30 of leeway, none ever is.
+    if leeway and leeway * 4 >= ttl:
+        found.append(
+            f"{PREFIX}CLOCK_LEEWAY_SECONDS={leeway} is not well below "
+            f"{PREFIX}ACCESS_TOKEN_TTL_SECONDS={ttl}: access tokens are accepted for "
+            f"{ttl + leeway} s, and clients refresh only once one is refused. Keep the leeway "
+            "under a quarter of the lifetime (0, the default, suits authgate's own checks)."
+        )
+    return found
+
+
 def check_address(host: str, port: int) -> None:
     """Refuse an address that something already listens on.
 

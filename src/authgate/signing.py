@@ -7,8 +7,9 @@ talking to the others):
    signing from ``now + AUTHGATE_KEY_PUBLISH_SECONDS``: by then every process has
    loaded it and every verifier's cached key set has expired.
 2. From that moment the new key signs; the old one only verifies.
-3. The old key retires when the last token it signed has expired (the access-token
-   lifetime plus leeway after its successor activated), and leaves the key set.
+3. The old key retires when no server or verifier could still accept a token it signed
+   (``tokens.accepted_for_seconds`` after its successor activated: the access-token
+   lifetime, the leeway and the clock skew allowed), and leaves the key set.
 
 No live token is ever invalidated and no process restarts. HS256 keeps its one
 shared secret from ``AUTHGATE_SIGNING_KEY`` and is never published.

@@ -48,6 +48,20 @@ _JWE_HEADER = {"alg": "dir", "enc": "A256GCM", "cty": "JWT"}
 #: Finds a trusted key by the token's ``kid`` (None when the header has none).
 KeyLookup = Callable[[str | None], SigningKey | None]
 
+#: How far apart the clocks of authgate's servers, and of the services that verify its
+#: tokens, may be (NTP keeps them far closer). A token stamped up to this far in the future
+#: (by a server whose clock runs ahead) is accepted whatever the leeway, and it is the
+#: default leeway of ``authgate.verify``, whose clock is another machine's.
+CLOCK_SKEW_SECONDS = 5
+
+
+def accepted_for_seconds(ttl_seconds: int, leeway_seconds: int) -> int:
+    """How long after it was issued an access token may still be accepted somewhere: its
+    lifetime, then the leeway past ``exp`` (authgate's, or at least a peer's default), on a
+    clock up to ``CLOCK_SKEW_SECONDS`` behind the issuer's. Revoked sessions are remembered,
+    and a retired key kept, this long."""
+    return ttl_seconds + max(leeway_seconds, CLOCK_SKEW_SECONDS) + CLOCK_SKEW_SECONDS
+
 
 class _Claims(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """The wire shape of our access-token payload; anything else, an unknown claim
@@ -245,7 +259,10 @@ class TokenVerifier:
 
     def _check_time(self, claims: AccessClaims) -> None:
         now = self._clock()
-        if claims.not_before > now + self._leeway or claims.issued_at > now + self._leeway:
+        # Another server's clock may run ahead of this one: what it has just issued is not
+        # "issued in the future", even with no leeway.
+        latest = now + max(self._leeway, CLOCK_SKEW_SECONDS)
+        if claims.not_before > latest or claims.issued_at > latest:
             raise InvalidTokenError()
         if claims.expires_at <= now - self._leeway:
             raise TokenExpiredError()

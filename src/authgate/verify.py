@@ -6,7 +6,9 @@
 
 Checks are exactly authgate's own (``authgate.tokens.TokenVerifier``); set
 ``max_lifetime_seconds`` to authgate's ``AUTHGATE_ACCESS_TOKEN_TTL_SECONDS`` when it is not
-the default 900, since a token whose ``exp - iat`` is longer is refused. The key set
+the default 900, since a token whose ``exp - iat`` is longer is refused. This service's
+clock is not authgate's, so a token is accepted ``leeway_seconds`` (5 by default) past its
+``exp``; authgate itself allows none unless told (``AUTHGATE_CLOCK_LEEWAY_SECONDS``). The key set
 comes from the URL given here, never from a token; it is cached, and fetched again
 when a token names an unknown ``kid``, at most once per ``min_refresh_seconds``.
 Revocation is not visible here: a revoked session's tokens live until they expire
@@ -30,7 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from authgate import keys
 from authgate.errors import AuthError, InvalidTokenError, TokenError, TokenExpiredError
 from authgate.models import AccessClaims, Clock, Role
-from authgate.tokens import TokenVerifier, token_from_headers
+from authgate.tokens import CLOCK_SKEW_SECONDS, TokenVerifier, token_from_headers
 
 __all__ = [
     "AccessClaims",
@@ -50,7 +52,7 @@ class Verifier:
         issuer: str,
         audience: str,
         algorithms: Iterable[str] = ("EdDSA", "ES256", "RS256"),
-        leeway_seconds: int = 30,
+        leeway_seconds: int = CLOCK_SKEW_SECONDS,
         max_lifetime_seconds: int = 900,
         min_refresh_seconds: float = 30,
         cache_size: int = 10_000,

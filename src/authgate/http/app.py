@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,13 +15,14 @@ from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authgate.config import Settings
+from authgate.errors import AuthError
 from authgate.http.account_routes import account_routes
 from authgate.http.admin_routes import admin_routes
 from authgate.http.content import content_routes
 from authgate.http.headers import ResponseHeaders
 from authgate.http.observe import Observe, parse_networks
 from authgate.http.operations import operations_routes
-from authgate.http.problems import Problems
+from authgate.http.problems import STATUS, Problems, statuses
 from authgate.http.routes import routes
 from authgate.logs import AccessLog, configure_logging
 from authgate.metrics import EventCounter, Metrics
@@ -62,8 +63,11 @@ class _App(Starlette):
     """Starlette, with the error table (``Problems``) in place of its two exception
     middlewares: our middleware, then ``Problems``, then the router."""
 
+    #: The error table as configured (``problems.statuses``).
+    statuses: Mapping[type[AuthError], int] = STATUS
+
     def build_middleware_stack(self) -> ASGIApp:
-        app: ASGIApp = Problems(self.router)
+        app: ASGIApp = Problems(self.router, self.statuses)
         for cls, args, kwargs in reversed(self.user_middleware):
             app = cls(app, *args, **kwargs)
         return app
@@ -107,6 +111,7 @@ def _starlette(settings: Settings, lifespan: object = None) -> Starlette:
         lifespan=lifespan,  # type: ignore[arg-type]
     )
     app.router = StaticFirstRouter(ROUTES, lifespan=lifespan)
+    app.statuses = statuses(missing_token_status=settings.missing_token_status)
     app.state.max_body_bytes = settings.max_body_bytes
     app.state.body_timeout_seconds = settings.body_timeout_seconds
     app.state.settings = settings

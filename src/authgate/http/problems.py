@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -48,21 +50,29 @@ STATUS: dict[type[AuthError], int] = {
 }
 
 
-def status_of(error: AuthError) -> int:
+def statuses(*, missing_token_status: int = 401) -> dict[type[AuthError], int]:
+    """The table as configured: ``AUTHGATE_MISSING_TOKEN_STATUS`` answers a request that
+    carries no token at all (401, or the tutorial's 403); a bad or expired token stays 401,
+    which the clients' interceptors refresh on."""
+    return {**STATUS, MissingTokenError: missing_token_status}
+
+
+def status_of(error: AuthError, table: Mapping[type[AuthError], int] = STATUS) -> int:
     for cls in type(error).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
+        if cls in table:
+            return table[cls]
     return 400  # pragma: no cover - AuthError itself is in the table
 
 
-def error_response(error: AuthError) -> Response:
-    status = status_of(error)
+def error_response(error: AuthError, table: Mapping[type[AuthError], int] = STATUS) -> Response:
+    status = status_of(error, table)
     body: MessageOut | CredentialsOut = MessageOut(error.message)
     headers: dict[str, str] = {}
     if isinstance(error, InvalidCredentialsError):
         body = CredentialsOut(accessToken=None, message=error.message)
     if isinstance(error, TokenError):
-        # RFC 6750 §3: no error code when no token was sent.
+        # RFC 6750 §3: no error code when no token was sent. RFC 9110 §11.6.1 allows the
+        # challenge on a 403 too (AUTHGATE_MISSING_TOKEN_STATUS=403): a token would help.
         headers["WWW-Authenticate"] = (
             "Bearer" if isinstance(error, MissingTokenError) else 'Bearer error="invalid_token"'
         )
@@ -99,8 +109,9 @@ class Problems:
     and it cannot answer once a response has started.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, table: Mapping[type[AuthError], int] = STATUS) -> None:
         self.app = app
+        self._table = table
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -119,7 +130,7 @@ class Problems:
             if started:
                 raise
             if isinstance(error, AuthError):
-                await error_response(error)(scope, receive, send)
+                await error_response(error, self._table)(scope, receive, send)
             elif isinstance(error, HTTPException):
                 await http_error_response(error)(scope, receive, send)
             else:
