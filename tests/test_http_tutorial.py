@@ -211,6 +211,17 @@ async def test_a_short_lived_token_is_refused_once_expired_with_the_default_leew
         assert again.status_code == 200
 
 
+async def test_the_clients_six_character_passwords_need_a_lower_minimum(
+    client: httpx.AsyncClient, client_with: ClientWith
+) -> None:
+    """The clients' forms allow 6 characters; authgate asks 8 unless told otherwise (README)."""
+    response = await sign_up(client, "dana", password="kq7!zx")
+    assert response.status_code == 400
+    assert response.json() == {"message": "Failed! Password must be at least 8 characters."}
+    async with client_with(password_min_length="6") as demo:
+        assert (await sign_up(demo, "dana", password="kq7!zx")).status_code == 200
+
+
 @pytest.mark.plain_tokens
 async def test_a_forged_token_is_401_unauthorized(client: httpx.AsyncClient) -> None:
     token = (await signed_in(client))["accessToken"]

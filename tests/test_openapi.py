@@ -102,3 +102,27 @@ async def test_the_admin_lockout_refusals_are_documented(client: httpx.AsyncClie
         ("/api/auth/account", "delete"),
     ):
         assert "409" in paths[path][method]["responses"], (method, path)
+
+
+@pytest.mark.anyio
+async def test_secured_operations_document_both_missing_token_statuses(
+    client: httpx.AsyncClient,
+) -> None:
+    """Whichever AUTHGATE_MISSING_TOKEN_STATUS says, the answer to a request without a token
+    is documented, and the 401 the clients' interceptors refresh on is described."""
+    document = (await client.get("/openapi.json")).json()
+    secured = [
+        (path, method, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if operation.get("security")
+    ]
+    assert ("/api/test/user", "get") in {(path, method) for path, method, _ in secured}
+    for path, method, operation in secured:
+        responses = operation["responses"]
+        assert "AUTHGATE_MISSING_TOKEN_STATUS=401" in responses["401"]["description"], path
+        assert "Access Token was expired!" in responses["401"]["description"], path
+        assert "AUTHGATE_MISSING_TOKEN_STATUS=403" in responses["403"]["description"], (
+            path,
+            method,
+        )

@@ -314,6 +314,28 @@ _TRANSPORT_HEADERS = [
 ]
 
 
+#: What a secured operation's 401 and 403 mean; which of the two a request without any
+#: token gets is AUTHGATE_MISSING_TOKEN_STATUS's choice.
+_UNAUTHORIZED = (
+    "`No token provided!` when no token is sent (AUTHGATE_MISSING_TOKEN_STATUS=401, the "
+    "default); `Unauthorized! Access Token was expired!` for a genuine token past its "
+    "expiry (refresh, then retry); `Unauthorized!` for any other token"
+)
+_FORBIDDEN_WITHOUT_CREDENTIALS = (
+    "`No token provided!` when no token is sent and AUTHGATE_MISSING_TOKEN_STATUS=403 "
+    "(the tutorial's answer)"
+)
+
+
+def _descriptions(op: Operation) -> dict[int, str]:
+    if not op.secured:
+        return {}
+    forbidden = _FORBIDDEN_WITHOUT_CREDENTIALS
+    if 403 in op.errors:  # also refused for its own reasons (a role, re-authentication)
+        forbidden = f"Refused (see the message); or {forbidden}"
+    return {401: _UNAUTHORIZED, 403: forbidden}
+
+
 def _operation(op: Operation) -> dict[str, Any]:
     if isinstance(op.success, str):
         success: dict[str, Any] = {"text/plain": {"schema": {"type": "string"}}}
@@ -322,8 +344,13 @@ def _operation(op: Operation) -> dict[str, Any]:
     else:
         success = _json_content(op.success)
     responses: dict[str, Any] = {"200": {"description": "OK", "content": success}}
-    for status, kind in sorted(op.errors.items()):
-        responses[str(status)] = {"description": "Error", "content": _json_content(kind)}
+    descriptions = _descriptions(op)
+    errors: dict[int, type[msgspec.Struct]] = dict.fromkeys(descriptions, MessageOut) | op.errors
+    for status, kind in sorted(errors.items()):
+        responses[str(status)] = {
+            "description": descriptions.get(status, "Error"),
+            "content": _json_content(kind),
+        }
     spec: dict[str, Any] = {"summary": op.summary, "responses": responses}
     if op.body is not None:
         spec["requestBody"] = {"required": True, "content": _json_content(op.body)}
