@@ -95,7 +95,7 @@ async def test_sign_out_by_a_bad_access_token_is_the_documented_401(
     assert bad.json() == {"message": "Unauthorized!"}
     assert bad.headers["www-authenticate"] == 'Bearer error="invalid_token"'
     # The tutorial's interceptors answer this 401 with a refresh and a retry, which works.
-    clock.advance(900 + 30 + 1)  # past the lifetime and the clock leeway
+    clock.advance(900 + 30 + 1)  # past the lifetime, even with a 30-second leeway
     expired = await client.post("/api/auth/signout", json={}, headers=legacy(signed["accessToken"]))
     assert expired.status_code == 401
     assert expired.json() == {"message": "Unauthorized! Access Token was expired!"}
