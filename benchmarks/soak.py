@@ -45,7 +45,9 @@ SOAK_LIMITS = {
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--minutes", type=float, default=30.0, help="length of the load")
-    parser.add_argument("--workers", type=int, default=2, help="authgate workers (default 2)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="authgate workers (default 1, as for SQLite)"
+    )
     parser.add_argument(
         "--interval", type=float, default=30.0, help="seconds between memory samples"
     )
@@ -77,6 +79,9 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         type=Path,
         default=HERE / "results" / "soak.md",
         help="where to write the report as markdown",
+    )
+    parser.add_argument(
+        "--visits", type=int, default=0, help="stop after this many visits (default: no limit)"
     )
     parser.add_argument("--seed", type=int, default=11, help="the load mix's random seed")
     return parser.parse_args(argv)
@@ -116,9 +121,10 @@ async def soak(server: Server, args: argparse.Namespace) -> tuple[list[Sample], 
         workers=args.workers,
         mix=Mix(),
         seed=args.seed,
+        max_visits=args.visits,
     )
     duration = args.minutes * 60
-    samples = [take(server, -1, 0)]
+    samples = [take(server, -1, clients.tally)]
     print(_progress(samples[-1]), flush=True)
     started = time.monotonic()
     load = asyncio.create_task(clients.run(started + duration))
@@ -129,14 +135,15 @@ async def soak(server: Server, args: argparse.Namespace) -> tuple[list[Sample], 
         if now >= next_sample or load.done():
             seconds = min(now - started, duration)
             if seconds > samples[-1].seconds + 1:
-                samples.append(take(server, seconds, clients.tally.requests))
+                samples.append(take(server, seconds, clients.tally))
                 print(_progress(samples[-1]), flush=True)
             next_sample = min(next_sample + args.interval, started + duration)
             if next_sample <= now:
                 next_sample = now + args.interval
     tally = load.result()
+    duration = min(duration, time.monotonic() - started)
     await asyncio.sleep(min(5.0, args.interval))  # batched access lines and metrics drain
-    samples.append(take(server, duration + min(5.0, args.interval), tally.requests))
+    samples.append(take(server, duration + min(5.0, args.interval), tally))
     print(_progress(samples[-1]) + " (after the load)", flush=True)
     return samples, tally, duration
 

@@ -30,7 +30,7 @@ class Mix:
 
     sign_up: float = 0.25  # a new user; otherwise an earlier one signs in again
     wrong_password: float = 0.2  # a failed sign-in before the right one
-    refreshes: int = 3  # rotations per visit, each followed by protected GETs
+    refreshes: int = 5  # rotations per visit, each followed by protected GETs
     gets_per_token: int = 3
     sign_out: float = 0.7  # the rest: 0.1 replay a spent token (reuse), 0.2 walk away
     reuse: float = 0.1
@@ -48,6 +48,12 @@ class Tally:
     @property
     def requests(self) -> int:
         return sum(self.answers.values())
+
+    @property
+    def access_tokens(self) -> int:
+        """Access tokens issued (sign-ins and refreshes answered 200): each is a new entry
+        in the token cache of a worker that verifies it, until the cache is full."""
+        return self.answers[("sign-in", 200)] + self.answers[("refresh", 200)]
 
 
 class Pacer:
@@ -83,7 +89,9 @@ class Clients:
         workers: int,
         mix: Mix,
         seed: int,
+        max_visits: int = 0,
     ) -> None:
+        """``max_visits``: stop once that many visits have started (0: only the deadline)."""
         self.base_url = base_url
         self.count = count
         self.mix = mix
@@ -99,6 +107,8 @@ class Clients:
         # with the revoked session's access token may still be answered there.
         self._after_revocation = {401} if workers == 1 else {200, 401}
         self._deadline = 0.0
+        self._max_visits = max_visits
+        self._started = 0
 
     @staticmethod
     def _address(index: int) -> str:
@@ -115,6 +125,9 @@ class Clients:
 
     async def _client(self, client: httpx.AsyncClient) -> None:
         while time.monotonic() < self._deadline:
+            if self._max_visits and self._started >= self._max_visits:
+                return
+            self._started += 1
             try:
                 await self._visit(client)
             except Stop:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from servers import Server, children, memory
+from soak_clients import Tally
 
 
 @dataclass(frozen=True)
@@ -24,9 +25,10 @@ class Sample:
     workers: dict[int, int]  # worker pid -> RSS
     hashers: dict[int, int]  # hash process pid -> RSS, every worker's together
     requests: int
+    access_tokens: int  # issued so far
 
 
-def take(server: Server, seconds: float, requests: int) -> Sample:
+def take(server: Server, seconds: float, tally: Tally) -> Sample:
     workers: dict[int, int] = {}
     hashers: dict[int, int] = {}
     for pid in server.workers():
@@ -41,7 +43,8 @@ def take(server: Server, seconds: float, requests: int) -> Sample:
         main_kib=memory(server.process.pid).rss_kib,
         workers=workers,
         hashers=hashers,
-        requests=requests,
+        requests=tally.requests,
+        access_tokens=tally.access_tokens,
     )
 
 
@@ -52,6 +55,7 @@ class Growth:
     pid: int
     start: float
     middle: float
+    three_quarters: float
     end: float
     peak: float
     second_half_slope: float  # MiB per hour, least squares over the second half
@@ -63,6 +67,10 @@ class Growth:
     @property
     def second_half(self) -> float:
         return self.end - self.middle
+
+    @property
+    def last_quarter(self) -> float:
+        return self.end - self.three_quarters
 
 
 @dataclass(frozen=True)
@@ -103,11 +111,16 @@ def _slope(points: Sequence[tuple[float, float]]) -> float:
     return sum((x - mean_x) * (y - mean_y) for x, y in points) / spread * 3600
 
 
+def _nearest(samples: Sequence[Sample], seconds: float) -> Sample:
+    return min(samples, key=lambda s: abs(s.seconds - seconds))
+
+
 def verdict(samples: Sequence[Sample], duration: float, tolerance: float) -> Verdict:
     """``samples`` from before the load to its end (later samples, after it, are ignored)."""
     during = [s for s in samples if s.seconds <= duration + 1]
     first, last = during[0], during[-1]
-    middle = min(during, key=lambda s: abs(s.seconds - last.seconds / 2))
+    middle = _nearest(during, last.seconds / 2)
+    three_quarters = _nearest(during, last.seconds * 3 / 4)
     replaced = set(first.workers) != set(last.workers) or set(middle.workers) != set(first.workers)
     growth = []
     for pid in sorted(first.workers):
@@ -119,6 +132,7 @@ def verdict(samples: Sequence[Sample], duration: float, tolerance: float) -> Ver
                 pid=pid,
                 start=_mib(first.workers[pid]),
                 middle=_mib(middle.workers[pid]),
+                three_quarters=_mib(three_quarters.workers.get(pid, middle.workers[pid])),
                 end=_mib(last.workers[pid]),
                 peak=max(_mib(s.workers.get(pid, 0)) for s in samples),
                 second_half_slope=_slope([p for p in half if p[1]]),
@@ -133,6 +147,7 @@ def table(samples: Sequence[Sample], *, markdown: bool) -> list[str]:
     head = [
         "minute",
         "requests",
+        "access tokens issued",
         *(f"worker {i + 1} MiB" for i in range(len(pids))),
         "hash processes (count: MiB each)",
         "main MiB",
@@ -147,6 +162,7 @@ def table(samples: Sequence[Sample], *, markdown: bool) -> list[str]:
             [
                 f"{s.seconds / 60:.1f}" if s.seconds >= 0 else "before",
                 f"{s.requests:,}",
+                f"{s.access_tokens:,}",
                 *(f"{_mib(s.workers[p]):.1f}" if p in s.workers else "-" for p in pids),
                 hash_text,
                 f"{_mib(s.main_kib):.1f}",
@@ -170,7 +186,8 @@ def growth_lines(found: Verdict) -> list[str]:
     for index, g in enumerate(found.growth, 1):
         lines.append(
             f"worker {index} (pid {g.pid}): {g.start:.1f} -> {g.middle:.1f} -> {g.end:.1f} MiB; "
-            f"first half {g.first_half:+.1f} MiB, second half {g.second_half:+.1f} MiB "
+            f"first half {g.first_half:+.1f} MiB, second half {g.second_half:+.1f} MiB, "
+            f"last quarter {g.last_quarter:+.1f} MiB "
             f"(least squares over the second half: {g.second_half_slope:+.1f} MiB/hour); "
             f"peak {g.peak:.1f} MiB"
         )
@@ -178,9 +195,12 @@ def growth_lines(found: Verdict) -> list[str]:
 
 
 def write_samples(samples: Sequence[Sample], path: Path) -> None:
-    """Every sample as CSV, for plotting: seconds, requests, then pid=KiB pairs."""
+    """Every sample as CSV, for plotting: seconds, requests, access tokens, main KiB, then
+    pid=KiB pairs of the workers and of the hash processes."""
     with path.open("w") as out:
         for s in samples:
             workers = " ".join(f"{pid}={kib}" for pid, kib in sorted(s.workers.items()))
             hashers = " ".join(f"{pid}={kib}" for pid, kib in sorted(s.hashers.items()))
-            out.write(f"{s.seconds:.0f},{s.requests},{s.main_kib},{workers},{hashers}\n")
+            out.write(
+                f"{s.seconds:.0f},{s.requests},{s.access_tokens},{s.main_kib},{workers},{hashers}\n"
+            )
