@@ -43,6 +43,12 @@ BENCH_ARGS ?=
 bench: $(SYNCED)  ## load-test authgate against a bare Starlette app (PostgreSQL too when AUTHGATE_TEST_POSTGRES_URL is set)
 	$(BIN)/python benchmarks/run.py --workers $(BENCH_WORKERS) $(BENCH_ARGS)
 
+SOAK_MINUTES ?= 30
+SOAK_ARGS ?=
+.PHONY: soak
+soak: $(SYNCED)  ## mixed load for SOAK_MINUTES; does worker memory reach a plateau? (PostgreSQL when AUTHGATE_TEST_POSTGRES_URL is set)
+	$(BIN)/python benchmarks/soak.py --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
+
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "authgate needs Python >= 3.11 as '$(PYTHON)'"; exit 1; }

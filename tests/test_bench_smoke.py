@@ -77,3 +77,49 @@ def test_the_quick_benchmark_runs_every_scenario_and_reports_every_target(
         assert "not run" not in "".join(line for line in target_lines if "PostgreSQL" in line), (
             output
         )
+
+
+SOAK_LINES = [
+    "minute  requests  access tokens issued  worker 1 MiB",
+    "hash processes (count: MiB each)",
+    "first half",
+    "second half",
+    "verdict: PLATEAU",
+    "sign-up: 200 x",
+    "sign-in: 200 x",
+    "refresh: 200 x",
+    "protected GET: 200 x",
+    "sign-out: 200 x",
+    "unexpected answers: 0",
+]
+
+
+def test_a_seconds_long_soak_samples_memory_and_gives_a_verdict(tmp_path: Path) -> None:
+    """`make soak` still works: 16 visits (some 500 requests, capped at 150/s) against one
+    worker on SQLite, two minutes at most. The tolerance is set far out of reach, so the
+    verdict and the exit code speak only of the report's shape and of unexpected answers
+    (none), never of how memory behaved in so short a run."""
+    markdown = tmp_path / "soak.md"
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AUTHGATE_")}
+    done = subprocess.run(
+        [
+            *(sys.executable, "benchmarks/soak.py", "--minutes", "2", "--visits", "16"),
+            *("--interval", "1", "--clients", "8", "--workers", "1", "--tolerance", "100"),
+            *("--postgres-url", ""),
+            *("--markdown", str(markdown)),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_SECONDS,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    for line in SOAK_LINES:
+        assert line in done.stdout, f"{line!r} missing from:\n{output}"
+    samples = [line for line in done.stdout.splitlines() if line.startswith("soak: ")]
+    assert len(samples) >= 4, output  # before, at least two during, after
+    assert "**verdict: PLATEAU" in markdown.read_text()
+    assert markdown.with_suffix(".csv").read_text().count("\n") >= 4
