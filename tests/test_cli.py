@@ -190,6 +190,31 @@ def test_version_prints_the_installed_package_version(tmp_path: Path) -> None:
     assert result.out == f"authgate {importlib.metadata.version('authgate')}\n"
 
 
+def test_the_readme_puts_authgate_on_path_before_using_it(tmp_path: Path) -> None:
+    """The README's commands say ``authgate``; its Operator CLI section first activates the
+    virtual environment, which makes that name work in a plain ``sh``."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Operator CLI") :]
+    setup = section[section.index("```sh") : section.index("```", section.index("```sh") + 5)]
+    assert ". .venv/bin/activate" in setup
+    assert setup.index(". .venv/bin/activate") < setup.index("authgate --help")
+    activate = Path(sys.executable).parents[1] / "bin" / "activate"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run(
+        ["/bin/sh", "-c", f'. "{activate}" && authgate --version'],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (
+        0,
+        f"authgate {importlib.metadata.version('authgate')}\n",
+    )
+
+
 def test_migrate_prints_its_one_line_and_nothing_of_alembic(tmp_path: Path) -> None:
     first = run_authgate(tmp_path, "migrate")
     assert first.code == 0, first.err
