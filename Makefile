@@ -7,11 +7,14 @@ SYNCED := $(VENV)/.synced
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint fmt clean example
+.PHONY: install run test lint fmt clean example
 
 run: $(SYNCED)  ## serve authgate on http://127.0.0.1:8080 with the embedded SQLite database
 	$(BIN)/authgate migrate
 	$(BIN)/authgate serve
+
+install: $(SYNCED)  ## create .venv with authgate in it; `. .venv/bin/activate` puts `authgate` on PATH
+	@echo 'authgate is installed in .venv: run `. .venv/bin/activate` to put it on PATH.'
 
 test: lint  ## lint, type-check and run the whole test suite
 	$(BIN)/pytest

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib.metadata
 import io
 import logging
 import os
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from authgate.cli import main
+from authgate.cli import _parser, main
 from authgate.config import Settings
 from authgate.http.app import build_app
 from authgate.runtime import build_service
@@ -60,10 +63,14 @@ class Cli:
 
     def users(self) -> dict[str, str]:
         """``users list`` as username -> roles."""
-        result = self("users", "list")
+        return {row["username"]: row["roles"] for row in self.table("users", "list")}
+
+    def table(self, *argv: str) -> list[dict[str, str]]:
+        """A listing's tab-separated rows, by the names in its header row."""
+        result = self(*argv)
         assert result.code == 0, result.err
-        rows = [line.split("\t") for line in result.out.splitlines()]
-        return {row[1]: row[3] for row in rows}
+        header, *rows = (line.split("\t") for line in result.out.splitlines())
+        return [dict(zip(header, row, strict=True)) for row in rows]
 
 
 @pytest.fixture(autouse=True)
@@ -107,7 +114,10 @@ def test_migrate_creates_the_default_database_and_prints_the_revision(
 ) -> None:
     result = cli("migrate")
     assert result.code == 0, result.err
-    assert f"revision {schema.head()}" in result.out
+    assert (
+        result.out
+        == f"authgate: database schema upgraded from empty to revision {schema.head()}.\n"
+    )
     assert (workdir / "data" / "authgate.db").is_file()
 
 
@@ -115,8 +125,106 @@ def test_migrate_twice_is_a_no_op_that_keeps_the_data(migrated: Cli) -> None:
     assert migrated.create("alice").code == 0
     again = migrated("migrate")
     assert again.code == 0, again.err
-    assert f"revision {schema.head()}" in again.out
+    assert (
+        again.out == f"authgate: database schema is at revision {schema.head()}; nothing to do.\n"
+    )
     assert migrated.users() == {"alice": "user"}
+
+
+# -- the command itself: help, version, quiet ------------------------------------
+
+#: Where the virtual environment puts the command (README: `. .venv/bin/activate`).
+AUTHGATE = Path(sys.executable).with_name("authgate")
+#: What serving needs and asking for help must not pay for.
+SERVER_STACK = ("starlette", "sqlalchemy", "granian", "uvicorn", "alembic", "joserfc")
+
+
+def run_authgate(workdir: Path, *argv: str, python_options: Sequence[str] = ()) -> Result:
+    """The installed ``authgate`` command in its own process, with only our settings."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AUTHGATE_")}
+    env["AUTHGATE_DATA_DIR"] = str(workdir / "data")
+    done = subprocess.run(
+        [sys.executable, *python_options, str(AUTHGATE), *argv],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def _walk(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.Action]]:
+    for action in parser._actions:
+        yield parser.prog, action
+        if isinstance(action, argparse._SubParsersAction):
+            yield from ((parser.prog, choice) for choice in action._choices_actions)
+            for command in action.choices.values():
+                yield from _walk(command)
+
+
+def test_every_command_option_and_argument_has_help() -> None:
+    missing = [
+        f"{prog}: {'/'.join(action.option_strings) or action.dest}"
+        for prog, action in _walk(_parser())
+        if not action.help or action.help == argparse.SUPPRESS
+    ]
+    assert missing == []
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["users", "create", "--help"]])
+def test_help_and_version_do_not_import_the_server(tmp_path: Path, argv: list[str]) -> None:
+    result = run_authgate(tmp_path, *argv, python_options=["-X", "importtime"])
+    assert result.code == 0, result.err
+    # -X importtime writes one line per imported module: "import time: self | total | name".
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in result.err.splitlines()}
+    assert "authgate" in imported
+    assert imported.isdisjoint(SERVER_STACK), sorted(imported.intersection(SERVER_STACK))
+    assert not (tmp_path / "data").exists()
+
+
+def test_version_prints_the_installed_package_version(tmp_path: Path) -> None:
+    result = run_authgate(tmp_path, "--version")
+    assert result.code == 0, result.err
+    assert result.out == f"authgate {importlib.metadata.version('authgate')}\n"
+
+
+def test_the_readme_puts_authgate_on_path_before_using_it(tmp_path: Path) -> None:
+    """The README's commands say ``authgate``; its Operator CLI section first activates the
+    virtual environment, which makes that name work in a plain ``sh``."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Operator CLI") :]
+    setup = section[section.index("```sh") : section.index("```", section.index("```sh") + 5)]
+    assert ". .venv/bin/activate" in setup
+    assert setup.index(". .venv/bin/activate") < setup.index("authgate --help")
+    activate = Path(sys.executable).parents[1] / "bin" / "activate"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run(
+        ["/bin/sh", "-c", f'. "{activate}" && authgate --version'],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (
+        0,
+        f"authgate {importlib.metadata.version('authgate')}\n",
+    )
+
+
+def test_migrate_prints_its_one_line_and_nothing_of_alembic(tmp_path: Path) -> None:
+    first = run_authgate(tmp_path, "migrate")
+    assert first.code == 0, first.err
+    assert (first.out, first.err) == (
+        f"authgate: database schema upgraded from empty to revision {schema.head()}.\n",
+        "",
+    )
+    again = run_authgate(tmp_path, "migrate")
+    assert (again.code, again.err) == (0, "")
+    assert again.out.count("\n") == 1
 
 
 # -- users --------------------------------------------------------------------
@@ -189,6 +297,17 @@ def test_users_create_refuses_invisible_characters(migrated: Cli, username: str)
     assert migrated.users() == {"admin": "user"}
 
 
+def test_users_list_starts_with_a_header_row(migrated: Cli) -> None:
+    assert migrated.create("alice", "moderator", "user").code == 0
+    listed = migrated("users", "list")
+    assert listed.code == 0, listed.err
+    assert listed.out.splitlines() == [
+        "id\tusername\temail\troles\tstate",
+        "1\talice\talice@example.com\tmoderator,user\tenabled",
+    ]
+    assert listed.err == ""  # nor any line of Alembic's
+
+
 def test_users_commands_refuse_a_database_that_was_never_migrated(cli: Cli) -> None:
     result = cli("users", "list")
     assert result.code == 3
@@ -250,9 +369,9 @@ def test_users_disable_and_enable(migrated: Cli) -> None:
     assert migrated.create("alice").code == 0
     disabled = migrated("users", "disable", "alice")
     assert disabled.code == 0, disabled.err
-    assert "(disabled)" in migrated("users", "list").out
+    assert [row["state"] for row in migrated.table("users", "list")] == ["disabled"]
     assert migrated("users", "enable", "ALICE").code == 0
-    assert "(disabled)" not in migrated("users", "list").out
+    assert [row["state"] for row in migrated.table("users", "list")] == ["enabled"]
     unknown = migrated("users", "disable", "ghost")
     assert unknown.code == 1
     assert "no user named ghost" in unknown.err
@@ -266,7 +385,7 @@ def test_the_last_enabled_admin_cannot_be_disabled_or_demoted(migrated: Cli) -> 
         assert "last enabled admin" in refused.err
         assert "Traceback" not in refused.err
     assert migrated.users() == {"root": "admin"}
-    assert "(disabled)" not in migrated("users", "list").out
+    assert [row["state"] for row in migrated.table("users", "list")] == ["enabled"]
     assert migrated.create("boss", "admin").code == 0  # the way out: another admin first
     assert migrated("users", "set-roles", "root", "user").code == 0
     assert migrated("users", "disable", "root").code == 0
@@ -323,15 +442,48 @@ def test_purge_runs_and_reports(migrated: Cli) -> None:
 
 def test_keys_list_and_rotate_with_eddsa(migrated: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTHGATE_SIGNING_ALGORITHM", "EdDSA")
-    listed = migrated("keys", "list")
-    assert listed.code == 0, listed.err
-    assert "\tsigning\t" in listed.out
+    empty = migrated("keys", "list")
+    assert empty.code == 0, empty.err
+    assert empty.out == "kid\tgeneration\talgorithm\tstate\tsigns from\tretires at\n"
+    assert "no EdDSA key stored yet" in empty.err
     rotated = migrated("keys", "rotate")
     assert rotated.code == 0, rotated.err
     assert "published now" in rotated.out
-    states = migrated("keys", "list").out
-    assert "\tpublished\t" in states
-    assert "\tsigning\t" in states
+    states = migrated.table("keys", "list")
+    assert [(key["generation"], key["state"]) for key in states] == [
+        ("1", "signing"),
+        ("2", "published"),
+    ]
+    assert rotated.out.startswith(f"created EdDSA key {states[1]['kid']};")
+
+
+def test_keys_list_shows_the_stored_keys_of_another_algorithm_and_creates_nothing(
+    migrated: Cli, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTHGATE_SIGNING_ALGORITHM", "EdDSA")
+    assert migrated("keys", "rotate").code == 0
+    stored = migrated.table("keys", "list")
+    # The default algorithm (HS256), the same database, a data directory never used.
+    monkeypatch.delenv("AUTHGATE_SIGNING_ALGORITHM")
+    monkeypatch.setenv("AUTHGATE_DATABASE_URL", f"sqlite:///{workdir / 'data' / 'authgate.db'}")
+    monkeypatch.setenv("AUTHGATE_DATA_DIR", str(workdir / "fresh"))
+    assert [key["algorithm"] for key in stored] == ["EdDSA", "EdDSA"]
+    assert migrated.table("keys", "list") == [{**key, "state": "unused"} for key in stored]
+    assert not (workdir / "fresh").exists()  # no signing.key, no kek.key
+    listed = migrated("keys", "list")
+    assert "no HS256 key yet" in listed.err
+    monkeypatch.setenv("AUTHGATE_SIGNING_ALGORITHM", "EdDSA")
+    monkeypatch.setenv("AUTHGATE_DATA_DIR", str(workdir / "data"))
+    assert migrated.table("keys", "list") == stored  # and no key was added
+
+
+def test_keys_list_shows_the_hs256_key_once_it_exists(migrated: Cli, workdir: Path) -> None:
+    assert migrated.create("alice").code == 0  # the service creates the development key
+    listed = migrated.table("keys", "list")
+    assert [(key["algorithm"], key["state"], key["signs from"]) for key in listed] == [
+        ("HS256", "signing", "-")
+    ]
+    assert (workdir / "data" / "signing.key").is_file()
 
 
 def test_keys_rotate_with_hs256_explains_itself(migrated: Cli) -> None:

@@ -60,6 +60,10 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     # Events are counted as metrics whatever the log level (see authgate.metrics).
     logging.getLogger("authgate").setLevel(min(logging.INFO, logging.getLevelName(level)))
+    # Alembic reports each step at INFO, on every command that checks the schema; `migrate`
+    # says in one line what it did, so those lines are for debugging.
+    debugging = logging.getLevelName(level) <= logging.DEBUG
+    logging.getLogger("alembic").setLevel(logging.DEBUG if debugging else logging.WARNING)
 
 
 class AccessLog:
