@@ -30,11 +30,12 @@ fmt: $(SYNCED)
 	$(BIN)/ruff format src tests examples
 	$(BIN)/ruff check --fix src tests examples
 
-example: $(SYNCED)  ## authgate with EdDSA keys on :8080, and site B trusting its key set on :8082
+example: $(SYNCED)  ## authgate with EdDSA keys on :8080 (AUTHGATE_PORT), and site B trusting its key set on :8082 (SITE_B_PORT)
 	@mkdir -p data/example
 	AUTHGATE_DATA_DIR=data/example AUTHGATE_SIGNING_ALGORITHM=EdDSA $(BIN)/authgate migrate
 	AUTHGATE_DATA_DIR=data/example AUTHGATE_SIGNING_ALGORITHM=EdDSA $(BIN)/authgate serve & \
 		authgate=$$!; trap 'kill $$authgate' EXIT INT TERM; \
+		SITE_B_AUTHGATE_URL=$${SITE_B_AUTHGATE_URL:-http://127.0.0.1:$${AUTHGATE_PORT:-8080}} \
 		$(BIN)/python examples/site_b.py
 
 BENCH_WORKERS ?= 1 2

@@ -123,8 +123,10 @@ def run_authgate(workdir: Path, env: Mapping[str, str], *args: str) -> Finished:
 class Server:
     """One ``authgate serve`` process on a free loopback port, its output kept in files."""
 
-    def __init__(self, workdir: Path, env: Mapping[str, str], *args: str) -> None:
-        self.port = free_port()
+    def __init__(
+        self, workdir: Path, env: Mapping[str, str], *args: str, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._stdout_path = workdir / f"serve-{self.port}.stdout"
         self._stderr_path = workdir / f"serve-{self.port}.stderr"
@@ -179,8 +181,8 @@ class Servers:
         self.workdir = workdir
         self._started: list[Server] = []
 
-    def start(self, env: Mapping[str, str], *args: str) -> Server:
-        server = Server(self.workdir, env, *args)
+    def start(self, env: Mapping[str, str], *args: str, port: int | None = None) -> Server:
+        server = Server(self.workdir, env, *args, port=port)
         self._started.append(server)
         server.wait_until_ready()
         return server
@@ -595,18 +597,24 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_site_b_serves_a_user_signed_in_at_authgate(migrated: Path, servers: Servers) -> None:
     """The example in examples/site_b.py, as two real processes: EdDSA at authgate, and site B
-    verifying with nothing but the key set it fetched."""
+    verifying with nothing but the key set it fetched. As with ``make example``, one
+    environment starts both, with authgate on a port other than 8080: site B's settings must
+    not trip authgate's check of its own namespace, and site B must follow ``AUTHGATE_PORT``."""
+    authgate_port, port = free_port(), free_port()
     env = authgate_env(
         migrated,
-        {"AUTHGATE_SIGNING_ALGORITHM": "EdDSA", "AUTHGATE_KEY_ENCRYPTION_KEY": "a" * 43},
+        {
+            "AUTHGATE_SIGNING_ALGORITHM": "EdDSA",
+            "AUTHGATE_KEY_ENCRYPTION_KEY": "a" * 43,
+            "AUTHGATE_PORT": str(authgate_port),
+            "SITE_B_PORT": str(port),
+        },
     )
-    authgate = servers.start(env)
-    port = free_port()
-    site_env = {**env, "AUTHGATE_URL": authgate.base_url, "SITE_B_PORT": str(port)}
+    authgate = servers.start(env, port=authgate_port)
     site_b = subprocess.Popen(
         [sys.executable, str(ROOT / "examples" / "site_b.py")],
         cwd=ROOT,
-        env=site_env,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
