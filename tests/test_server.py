@@ -435,6 +435,7 @@ REFUSALS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "unmigrated-uvicorn": ({}, ("--server", "uvicorn")),
     # No directory can be made under a device file, not even by root.
     "data-dir-uncreatable": ({"AUTHGATE_DATA_DIR": "/dev/null/authgate"}, ()),
+    "database-folder-missing": ({"AUTHGATE_DATABASE_URL": "sqlite:///nonexistent/dir/x.db"}, ()),
 }
 
 
@@ -488,6 +489,25 @@ def test_serve_refuses_a_database_that_was_never_migrated(
     assert result.returncode == 3, result.output  # refused before any worker starts
     assert "authgate migrate" in result.output
     assert "Traceback" not in result.output
+
+
+def test_an_explicit_sqlite_url_is_relative_with_three_slashes_and_needs_its_folder(
+    refusals: dict[str, tuple[Path, Finished]], tmp_path: Path
+) -> None:
+    """The data directory is made when missing; a folder an explicit URL names is not: a
+    mistyped ``sqlite:///`` path would otherwise grow folders wherever authgate starts."""
+    workdir, result = refusals["database-folder-missing"]
+    assert result.returncode == 3, result.output
+    assert f"The folder {workdir / 'nonexistent' / 'dir'} of the SQLite database" in result.stderr
+    assert "sqlite:////absolute/path" in result.stderr
+    assert "Traceback" not in result.output
+    assert not (workdir / "nonexistent").exists()
+
+    (tmp_path / "db").mkdir()
+    env = authgate_env(tmp_path, {"AUTHGATE_DATABASE_URL": "sqlite:///db/x.db"})
+    migrated = run_authgate(tmp_path, env, "migrate")
+    assert migrated.returncode == 0, migrated.output
+    assert (tmp_path / "db" / "x.db").is_file()  # relative to the working directory
 
 
 def test_serve_refuses_a_data_dir_that_cannot_be_created_as_a_configuration_error(
