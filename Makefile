@@ -35,8 +35,7 @@ example: $(SYNCED)  ## authgate with EdDSA keys on :8080 (AUTHGATE_PORT), and si
 	AUTHGATE_DATA_DIR=data/example AUTHGATE_SIGNING_ALGORITHM=EdDSA $(BIN)/authgate migrate
 	AUTHGATE_DATA_DIR=data/example AUTHGATE_SIGNING_ALGORITHM=EdDSA $(BIN)/authgate serve & \
 		authgate=$$!; trap 'kill $$authgate' EXIT INT TERM; \
-		SITE_B_AUTHGATE_URL=$${SITE_B_AUTHGATE_URL:-http://127.0.0.1:$${AUTHGATE_PORT:-8080}} \
-		$(BIN)/python examples/site_b.py
+		$(BIN)/python examples/site_b.py  # finds authgate at AUTHGATE_PORT, or SITE_B_AUTHGATE_URL
 
 BENCH_WORKERS ?= 1 2
 BENCH_ARGS ?=

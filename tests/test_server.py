@@ -769,10 +769,16 @@ def test_metrics_add_up_across_two_workers(migrated: Path, servers: Servers) -> 
     assert line in text, text[:2000]
 
 
-def test_every_log_line_is_json(migrated: Path, servers: Servers) -> None:
-    """Granian's own lines included, and nothing on stdout; stopped as Ctrl-C stops it (SIGINT
-    to the whole process group: supervisor, workers and hash processes)."""
-    server = servers.start(authgate_env(migrated))
+@pytest.mark.parametrize(
+    ("server_name", "logger", "line"),
+    [("granian", "_granian", "Listening at"), ("uvicorn", "uvicorn.error", "Uvicorn running on")],
+)
+def test_every_log_line_is_json(
+    migrated: Path, servers: Servers, server_name: str, logger: str, line: str
+) -> None:
+    """The server's own lines included, and nothing on stdout; stopped as Ctrl-C stops it
+    (SIGINT to the whole process group: supervisor, workers and hash processes)."""
+    server = servers.start(authgate_env(migrated), "--server", server_name)
     with server.client() as client:
         assert sign_up(client).status_code == 200
         body = sign_in(client).json()
@@ -785,8 +791,8 @@ def test_every_log_line_is_json(migrated: Path, servers: Servers) -> None:
     records = [json.loads(line) for line in server.stderr.splitlines()]
     assert server.output == server.stderr  # stdout is empty
     assert any(r.get("route") == "/api/test/user" and r.get("status") == 200 for r in records)
-    granian = [r["message"] for r in records if r["logger"] == "_granian"]
-    assert any(message.startswith("Listening at") for message in granian), granian
+    own = [r["message"] for r in records if r["logger"] == logger]
+    assert any(message.startswith(line) for message in own), own
     for secret in (PASSWORD, body["accessToken"], body["refreshToken"]):
         assert secret not in server.output
 
