@@ -160,6 +160,7 @@ def open_database(settings: Settings) -> Database:
         settings.resolved_database_url,
         pool_size=settings.db_pool_size,
         timeout_seconds=settings.db_timeout_seconds,
+        make_directory=not settings.database_url,  # the data directory's default database
     )
 
 

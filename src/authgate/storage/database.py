@@ -53,7 +53,10 @@ def async_url(url: str) -> sa.URL:
     return parsed
 
 
-def create_engine(url: str, *, pool_size: int = 10, timeout_seconds: int = 3) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, timeout_seconds: int = 3, make_directory: bool = False
+) -> AsyncEngine:
+    """``make_directory``: create a SQLite file's missing folder (the data directory's)."""
     target = async_url(url)
     backend = target.get_backend_name()
     # No overflow: the pool closes an overflow connection it gets back while its queue looks
@@ -70,7 +73,7 @@ def create_engine(url: str, *, pool_size: int = 10, timeout_seconds: int = 3) ->
         if target.database and target.database != ":memory:":
             kwargs.update(pooled)
             if not target.query.get("uri"):  # a URI filename is SQLite's to open
-                _create_sqlite_file(Path(target.database))
+                _create_sqlite_file(Path(target.database), make_directory=make_directory)
     else:
         kwargs.update(pooled, pool_recycle=1800)
         key = "timeout" if backend == "postgresql" else "connect_timeout"
@@ -83,9 +86,20 @@ def create_engine(url: str, *, pool_size: int = 10, timeout_seconds: int = 3) ->
     return engine
 
 
-def _create_sqlite_file(path: Path) -> None:
+def _create_sqlite_file(path: Path, *, make_directory: bool) -> None:
     """The database file for its owner only (0600, in a 0700 folder if we make it); SQLite
-    gives its -wal and -shm files the database file's mode."""
+    gives its -wal and -shm files the database file's mode.
+
+    Only the data directory is made when missing: a folder named by a URL that does not exist
+    is more likely a mistyped path (``sqlite:///`` is relative to the working directory) than
+    a wish for new folders wherever the server happens to start.
+    """
+    if not make_directory and not path.parent.is_dir():
+        raise ConfigurationError(
+            f"The folder {path.parent.resolve()} of the SQLite database does not exist: create "
+            "it, or fix AUTHGATE_DATABASE_URL (sqlite:///relative/path is relative to the working "
+            "directory, sqlite:////absolute/path is absolute)."
+        )
     try:
         make_private_dir(path.parent)
         create_private_file(path)
@@ -183,8 +197,17 @@ class Database:
             self._rotation = (str(compiled), compiled.positiontup or ())
 
     @classmethod
-    def connect(cls, url: str, *, pool_size: int = 10, timeout_seconds: int = 3) -> Database:
-        engine = create_engine(url, pool_size=pool_size, timeout_seconds=timeout_seconds)
+    def connect(
+        cls,
+        url: str,
+        *,
+        pool_size: int = 10,
+        timeout_seconds: int = 3,
+        make_directory: bool = False,
+    ) -> Database:
+        engine = create_engine(
+            url, pool_size=pool_size, timeout_seconds=timeout_seconds, make_directory=make_directory
+        )
         return cls(engine, timeout_seconds=timeout_seconds)
 
     @property
