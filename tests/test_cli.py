@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib.metadata
 import io
 import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from authgate.cli import _parser, main
 from authgate.config import Settings
 from authgate.http.app import build_app
 from authgate.runtime import build_service
 from authgate.storage import Database, schema
-from tests.conftest import PASSWORD, TEST_KEY
+from tests.conftest import PASSWORD, TEST_KEY, FakeClock
 from tests.helpers import legacy, sign_in
 from tests.invisible import INVISIBLE_NAMES, LONE_SURROGATE, REFUSAL
 
@@ -434,10 +437,89 @@ async def test_an_admin_created_by_the_cli_signs_in_and_reaches_admin_content(
         await database.close()
 
 
-def test_purge_runs_and_reports(migrated: Cli) -> None:
+DAY = 86400
+
+
+def _service_settings(workdir: Path) -> Settings:
+    """What the CLI in ``workdir`` uses, for a service in this process."""
+    return Settings.from_mapping(
+        {
+            "signing_key": TEST_KEY,
+            "data_dir": str(workdir / "data"),
+            "argon2_memory_kib": 64,
+            "argon2_time_cost": 1,
+        }
+    )
+
+
+async def _sessions_at(workdir: Path, moments: list[tuple[float, bool]]) -> None:
+    """Sign alice in once per ``(time, signed_out)``, on a clock set to that time."""
+    clock = FakeClock()
+    settings = _service_settings(workdir)
+    database = Database.connect(settings.resolved_database_url)
+    try:
+        app = build_app(await build_service(settings, database, clock=clock), settings)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://authgate.test"
+        ) as client:
+            for moment, signed_out in moments:
+                clock.now = moment
+                signed = await sign_in(client)
+                assert signed.status_code == 200, signed.text
+                if signed_out:
+                    token = signed.json()["refreshToken"]
+                    out = await client.post("/api/auth/signout", json={"refreshToken": token})
+                    assert out.status_code == 200, out.text
+    finally:
+        await database.close()
+
+
+async def _count(workdir: Path, query: str, **params: object) -> int:
+    database = Database.connect(_service_settings(workdir).resolved_database_url)
+    try:
+        async with database.engine.connect() as connection:
+            count: int = (await connection.execute(sa.text(query), params)).scalar_one()
+        return count
+    finally:
+        await database.close()
+
+
+def test_purge_removes_expired_and_long_revoked_sessions_and_reports_them(
+    migrated: Cli, workdir: Path
+) -> None:
+    """``authgate purge`` runs on the real clock; the sessions were made on a clock set back."""
+    assert migrated.create("alice").code == 0
+    now = time.time()
+    asyncio.run(
+        _sessions_at(
+            workdir,
+            [
+                (now - 30 * DAY, False),  # expired 23 days ago: purged
+                (now - 2 * DAY, True),  # revoked two days ago, not expired: purged
+                (now - 3600, False),  # live: kept
+                (now - 3600, True),  # revoked an hour ago: kept (processes may not know yet)
+            ],
+        )
+    )
+    assert asyncio.run(_count(workdir, "SELECT COUNT(*) FROM sessions")) == 4
+    tokens_before = asyncio.run(_count(workdir, "SELECT COUNT(*) FROM refresh_tokens"))
+
     result = migrated("purge")
     assert result.code == 0, result.err
-    assert "purged 0 sessions" in result.out
+    assert "purged 2 sessions" in result.out
+    assert asyncio.run(_count(workdir, "SELECT COUNT(*) FROM sessions")) == 2
+    doomed = "SELECT COUNT(*) FROM sessions WHERE expires_at <= :now OR revoked_at <= :long_ago"
+    assert asyncio.run(_count(workdir, doomed, now=now, long_ago=now - DAY)) == 0
+    orphans = (
+        "SELECT COUNT(*) FROM refresh_tokens WHERE session_id NOT IN (SELECT id FROM sessions)"
+    )
+    assert asyncio.run(_count(workdir, orphans)) == 0
+    assert asyncio.run(_count(workdir, "SELECT COUNT(*) FROM refresh_tokens")) < tokens_before
+
+    again = migrated("purge")
+    assert again.code == 0, again.err
+    assert "purged 0 sessions" in again.out
 
 
 def test_keys_list_and_rotate_with_eddsa(migrated: Cli, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -790,6 +790,7 @@ def test_every_log_line_is_json(
     server.process.wait(STOP_TIMEOUT_SECONDS)
     records = [json.loads(line) for line in server.stderr.splitlines()]
     assert server.output == server.stderr  # stdout is empty
+    assert all(isinstance(record, dict) for record in records)
     assert any(r.get("route") == "/api/test/user" and r.get("status") == 200 for r in records)
     own = [r["message"] for r in records if r["logger"] == logger]
     assert any(message.startswith(line) for message in own), own
