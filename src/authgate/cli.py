@@ -93,14 +93,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(_keys(settings, args.action))
         return _run(_users(settings, args))
     except AuthError as error:
-        print(f"authgate: {error.message}", file=sys.stderr)
+        print(f"authgate: {_explained(error)}", file=sys.stderr)
         return _exit_code(error)
 
 
-def _exit_code(error: AuthError) -> int:
-    from authgate.errors import ConfigurationError, StorageUnavailableError
+def _explained(error: AuthError) -> str:
+    """The operator's sentence: a storage failure says where and why, not the HTTP text."""
+    from authgate.errors import StorageUnavailableError
 
-    if isinstance(error, ConfigurationError):
+    if isinstance(error, StorageUnavailableError) and error.detail:
+        return error.detail
+    return error.message
+
+
+def _exit_code(error: AuthError) -> int:
+    from authgate.errors import ConfigurationError, DatabaseRefusedError, StorageUnavailableError
+
+    if isinstance(error, ConfigurationError | DatabaseRefusedError):
         return EXIT_CONFIG
     if isinstance(error, StorageUnavailableError):
         return EXIT_STORAGE

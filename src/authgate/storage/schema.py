@@ -29,12 +29,16 @@ async def upgrade(database: Database) -> None:
     """Bring the schema to the newest revision; a no-op when it is already there."""
     from alembic import command  # heavy; only `authgate migrate` needs it
 
-    async with unavailable_as_error(), database.engine.begin() as connection:
+    async with unavailable_as_error(database.engine.url), database.engine.begin() as connection:
         await connection.run_sync(lambda sync: command.upgrade(_config(sync), "head"))
 
 
 async def current(database: Database) -> str | None:
-    async with database.bounded(), unavailable_as_error(), database.engine.connect() as connection:
+    async with (
+        database.bounded(),
+        unavailable_as_error(database.engine.url),
+        database.engine.connect() as connection,
+    ):
         return await connection.run_sync(
             lambda sync: MigrationContext.configure(sync).get_current_revision()
         )
