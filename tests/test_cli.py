@@ -159,10 +159,13 @@ def test_a_too_short_password_is_refused_and_creates_nothing(migrated: Cli) -> N
     assert migrated.users() == {}
 
 
-def test_an_empty_stdin_is_refused_as_a_too_short_password(migrated: Cli) -> None:
-    result = migrated("users", "create", "alice", "--email", "alice@example.com", stdin="")
+@pytest.mark.parametrize("stdin", ["", "\n", "\r\n"], ids=["nothing", "empty-line", "crlf"])
+def test_no_password_is_refused_as_none_given(migrated: Cli, stdin: str) -> None:
+    result = migrated("users", "create", "alice", "--email", "alice@example.com", stdin=stdin)
     assert result.code == 1
-    assert "Password must be at least" in result.err
+    assert result.err.splitlines()[-1] == (
+        "authgate: No password given: type it at the prompt, or send it as the first line of stdin."
+    )
     assert migrated.users() == {}
 
 
@@ -222,6 +225,33 @@ def test_a_bad_setting_exits_3_naming_the_variable(
     assert result.code == 3
     assert variable in result.err
     assert not (workdir / "data").exists()  # nothing was touched
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("AUTHGATE_ENV", "prod", "expected one of `development`, `production`; got 'prod'."),
+        ("AUTHGATE_REFRESH_ROTATION", "maybe", "expected `true` or `false`; got 'maybe'."),
+        ("AUTHGATE_ACCES_TOKEN_TTL_SECONDS", "60", None),
+    ],
+    ids=["choice", "switch", "misspelled"],
+)
+def test_a_bad_setting_is_one_line_saying_what_is_accepted(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str | None
+) -> None:
+    monkeypatch.setenv(variable, value)
+    result = cli("migrate")
+    assert result.code == 3
+    if message is None:
+        message = "(did you mean AUTHGATE_ACCESS_TOKEN_TTL_SECONDS?)."
+        assert result.err == f"authgate: Unknown setting {variable} {message}\n"
+    else:
+        assert result.err == f"authgate: {variable}: {message}\n"
+
+
+def test_a_log_level_in_lower_case_is_accepted(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTHGATE_LOG_LEVEL", "warning")
+    assert cli("migrate").code == 0
 
 
 @pytest.mark.parametrize("command", [["migrate"], ["users", "list"]], ids=" ".join)

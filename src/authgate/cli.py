@@ -238,10 +238,17 @@ async def _users(settings: Settings, args: argparse.Namespace) -> int:
 def _read_password() -> str:
     if sys.stdin.isatty():
         first = getpass.getpass("Password: ")
-        if first != getpass.getpass("Repeat password: "):
+        if first and first != getpass.getpass("Repeat password: "):
             raise SystemExit("authgate: passwords do not match")
-        return first
-    return sys.stdin.readline().rstrip("\r\n")
+    else:
+        first = sys.stdin.readline().rstrip("\r\n")
+    if not first:
+        from authgate.errors import InvalidInputError
+
+        raise InvalidInputError(
+            "No password given: type it at the prompt, or send it as the first line of stdin."
+        )
+    return first
 
 
 if __name__ == "__main__":  # pragma: no cover
