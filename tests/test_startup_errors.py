@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import TEST_KEY
 from tests.databases import SERVER_URLS
 from tests.test_server import authgate_env, free_port, run_authgate
 
@@ -86,17 +85,14 @@ def test_a_database_that_cannot_be_used_is_one_line_with_the_url_and_the_reason(
     tmp_path: Path, command: str, case: Case
 ) -> None:
     url, code, reason = case()
-    env = authgate_env(
-        tmp_path,
-        {
-            "AUTHGATE_DATABASE_URL": url.render_as_string(hide_password=False),
-            "AUTHGATE_SIGNING_KEY": TEST_KEY,
-            "AUTHGATE_PORT": str(free_port()),
-            # Alembic's INFO lines are not errors; only what goes wrong counts here.
-            "AUTHGATE_LOG_LEVEL": "WARNING",
-        },
-    )
-    finished = run_authgate(tmp_path, env, command)
+    settings = {
+        "AUTHGATE_DATABASE_URL": url.render_as_string(hide_password=False),
+        "AUTHGATE_PORT": str(free_port()),
+        # Alembic's INFO lines on loading its plugins are not errors (and not this test's):
+        # only what goes wrong counts here. A warning, such as a generated key's, would.
+        "AUTHGATE_LOG_LEVEL": "WARNING",
+    }
+    finished = run_authgate(tmp_path, authgate_env(tmp_path, settings), command)
     assert finished.returncode == code, finished.output
     lines = finished.stderr.splitlines()
     assert len(lines) == 1, finished.stderr
@@ -106,3 +102,4 @@ def test_a_database_that_cannot_be_used_is_one_line_with_the_url_and_the_reason(
     assert reason in lines[0]
     if url.password:
         assert str(url.password) not in finished.output
+    assert not (tmp_path / "data").exists()  # nothing written: no key, no database file

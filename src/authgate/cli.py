@@ -148,12 +148,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from authgate.keys import ASYMMETRIC
     from authgate.runtime import check_database
 
+    # Fail fast (configuration 3, database unreachable 4), before writing anything.
+    _run(check_database(settings))
     # Create development secrets once, before workers race for them.
     if settings.signing_algorithm in ASYMMETRIC:
         key_encryption_key(settings)
     else:
         signing_key(settings)
-    _run(check_database(settings))  # fail fast: configuration 3, database unreachable 4
     if settings.env == "production" and not settings.public_url:
         logging.getLogger("authgate.cli").warning(
             "AUTHGATE_PUBLIC_URL is not set: the discovery document names the key set after "
