@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -265,6 +266,22 @@ def test_an_unreachable_database_exits_4(
         f"authgate: cannot use the database {UNREACHABLE_DATABASE}: connection refused\n"
     )
     assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["users", "list"]], ids=" ".join)
+def test_a_database_that_never_answers_exits_4_saying_so(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    # The kernel accepts the connection on a listening socket; nothing ever answers on it.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/authgate"
+        monkeypatch.setenv("AUTHGATE_DATABASE_URL", url)
+        monkeypatch.setenv("AUTHGATE_DB_TIMEOUT_SECONDS", "1")
+        result = cli(*command)
+    assert result.code == 4
+    last = result.err.splitlines()[-1]
+    assert last.startswith(f"authgate: cannot use the database {url}: ")
+    assert last.endswith((": timed out", ": no answer within 1 s"))
 
 
 def test_a_database_directory_that_cannot_be_created_exits_3(
