@@ -8,6 +8,7 @@ import importlib.metadata
 import io
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -270,10 +271,13 @@ def test_a_too_short_password_is_refused_and_creates_nothing(migrated: Cli) -> N
     assert migrated.users() == {}
 
 
-def test_an_empty_stdin_is_refused_as_a_too_short_password(migrated: Cli) -> None:
-    result = migrated("users", "create", "alice", "--email", "alice@example.com", stdin="")
+@pytest.mark.parametrize("stdin", ["", "\n", "\r\n"], ids=["nothing", "empty-line", "crlf"])
+def test_no_password_is_refused_as_none_given(migrated: Cli, stdin: str) -> None:
+    result = migrated("users", "create", "alice", "--email", "alice@example.com", stdin=stdin)
     assert result.code == 1
-    assert "Password must be at least" in result.err
+    assert result.err.splitlines()[-1] == (
+        "authgate: No password given: type it at the prompt, or send it as the first line of stdin."
+    )
     assert migrated.users() == {}
 
 
@@ -346,6 +350,33 @@ def test_a_bad_setting_exits_3_naming_the_variable(
     assert not (workdir / "data").exists()  # nothing was touched
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("AUTHGATE_ENV", "prod", "expected one of `development`, `production`; got 'prod'."),
+        ("AUTHGATE_REFRESH_ROTATION", "maybe", "expected `true` or `false`; got 'maybe'."),
+        ("AUTHGATE_ACCES_TOKEN_TTL_SECONDS", "60", None),
+    ],
+    ids=["choice", "switch", "misspelled"],
+)
+def test_a_bad_setting_is_one_line_saying_what_is_accepted(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str | None
+) -> None:
+    monkeypatch.setenv(variable, value)
+    result = cli("migrate")
+    assert result.code == 3
+    if message is None:
+        message = "(did you mean AUTHGATE_ACCESS_TOKEN_TTL_SECONDS?)."
+        assert result.err == f"authgate: Unknown setting {variable} {message}\n"
+    else:
+        assert result.err == f"authgate: {variable}: {message}\n"
+
+
+def test_a_log_level_in_lower_case_is_accepted(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTHGATE_LOG_LEVEL", "warning")
+    assert cli("migrate").code == 0
+
+
 @pytest.mark.parametrize("command", [["migrate"], ["users", "list"]], ids=" ".join)
 def test_an_unreachable_database_exits_4(
     cli: Cli, monkeypatch: pytest.MonkeyPatch, command: list[str]
@@ -353,8 +384,26 @@ def test_an_unreachable_database_exits_4(
     monkeypatch.setenv("AUTHGATE_DATABASE_URL", UNREACHABLE_DATABASE)
     result = cli(*command)
     assert result.code == 4
-    assert "unavailable" in result.err
+    assert result.err.endswith(
+        f"authgate: cannot use the database {UNREACHABLE_DATABASE}: connection refused\n"
+    )
     assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["users", "list"]], ids=" ".join)
+def test_a_database_that_never_answers_exits_4_saying_so(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    # The kernel accepts the connection on a listening socket; nothing ever answers on it.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/authgate"
+        monkeypatch.setenv("AUTHGATE_DATABASE_URL", url)
+        monkeypatch.setenv("AUTHGATE_DB_TIMEOUT_SECONDS", "1")
+        result = cli(*command)
+    assert result.code == 4
+    last = result.err.splitlines()[-1]
+    assert last.startswith(f"authgate: cannot use the database {url}: ")
+    assert last.endswith((": timed out", ": no answer within 1 s"))
 
 
 def test_a_database_directory_that_cannot_be_created_exits_3(

@@ -122,14 +122,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(_keys(settings, args.action))
         return _run(_users(settings, args))
     except AuthError as error:
-        print(f"authgate: {error.message}", file=sys.stderr)
+        print(f"authgate: {_explained(error)}", file=sys.stderr)
         return _exit_code(error)
 
 
-def _exit_code(error: AuthError) -> int:
-    from authgate.errors import ConfigurationError, StorageUnavailableError
+def _explained(error: AuthError) -> str:
+    """The operator's sentence: a storage failure says where and why, not the HTTP text."""
+    from authgate.errors import StorageUnavailableError
 
-    if isinstance(error, ConfigurationError):
+    if isinstance(error, StorageUnavailableError) and error.detail:
+        return error.detail
+    return error.message
+
+
+def _exit_code(error: AuthError) -> int:
+    from authgate.errors import ConfigurationError, DatabaseRefusedError, StorageUnavailableError
+
+    if isinstance(error, ConfigurationError | DatabaseRefusedError):
         return EXIT_CONFIG
     if isinstance(error, StorageUnavailableError):
         return EXIT_STORAGE
@@ -172,12 +181,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from authgate.keys import ASYMMETRIC
     from authgate.runtime import check_database
 
+    # Fail fast (configuration 3, database unreachable 4), before writing anything.
+    _run(check_database(settings))
     # Create development secrets once, before workers race for them.
     if settings.signing_algorithm in ASYMMETRIC:
         key_encryption_key(settings)
     else:
         signing_key(settings)
-    _run(check_database(settings))  # fail fast: configuration 3, database unreachable 4
     if settings.env == "production" and not settings.public_url:
         logging.getLogger("authgate.cli").warning(
             "AUTHGATE_PUBLIC_URL is not set: the discovery document names the key set after "
@@ -285,10 +295,17 @@ async def _users(settings: Settings, args: argparse.Namespace) -> int:
 def _read_password() -> str:
     if sys.stdin.isatty():
         first = getpass.getpass("Password: ")
-        if first != getpass.getpass("Repeat password: "):
+        if first and first != getpass.getpass("Repeat password: "):
             raise SystemExit("authgate: passwords do not match")
-        return first
-    return sys.stdin.readline().rstrip("\r\n")
+    else:
+        first = sys.stdin.readline().rstrip("\r\n")
+    if not first:
+        from authgate.errors import InvalidInputError
+
+        raise InvalidInputError(
+            "No password given: type it at the prompt, or send it as the first line of stdin."
+        )
+    return first
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from authgate.errors import ConfigurationError, StorageUnavailableError
+from authgate.errors import ConfigurationError, DatabaseRefusedError, StorageUnavailableError
 from authgate.models import RefreshRecord, User
 from authgate.private_files import create_private_file, make_private_dir
 from authgate.storage.refresh_tokens import (
@@ -150,16 +151,82 @@ READ_ONLY = "authgate_read_only"
 
 
 @asynccontextmanager
-async def unavailable_as_error() -> AsyncIterator[None]:
-    """Translate "the database did not answer" from any driver into StorageUnavailableError."""
+async def unavailable_as_error(url: sa.URL | None = None) -> AsyncIterator[None]:
+    """Translate "the database did not answer" from any driver into StorageUnavailableError,
+    and a refusal no retry mends (``_refusal``) into DatabaseRefusedError; both name ``url``
+    (without its password) and the driver's reason in their ``detail``."""
     try:
         yield
     except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError) as error:
-        raise StorageUnavailableError() from error
+        raise _translated(error, url) from error
     except sa.exc.DBAPIError as error:
-        if error.connection_invalidated:
-            raise StorageUnavailableError() from error
+        if error.connection_invalidated or _refusal(error):
+            raise _translated(error, url) from error
         raise
+
+
+#: MySQL/MariaDB error numbers that configuration must fix: access denied to a database,
+#: access denied for a user (wrong password, unknown user), unknown database, unknown host.
+_MYSQL_REFUSALS = frozenset({1044, 1045, 1049, 1698, 2005})
+
+
+def _translated(error: BaseException, url: sa.URL | None) -> StorageUnavailableError:
+    reason = _reason(error)
+    detail = reason if url is None else f"cannot use the database {shown_url(url)}: {reason}"
+    return DatabaseRefusedError(detail) if _refusal(error) else StorageUnavailableError(detail)
+
+
+def shown_url(url: sa.URL) -> str:
+    """The URL as configured (the plain scheme), without its password or query options."""
+    return url.set(drivername=url.get_backend_name(), query={}).render_as_string(hide_password=True)
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and its causes: SQLAlchemy's, the adapter's, the driver's, the socket's."""
+    links: list[BaseException] = []
+    link: BaseException | None = error
+    while link is not None and link not in links:
+        links.append(link)
+        link = link.__cause__ or link.__context__
+    return links
+
+
+def _driver_error(error: BaseException) -> BaseException:
+    return error.orig if isinstance(error, sa.exc.DBAPIError) and error.orig else error
+
+
+def _refusal(error: BaseException) -> bool:
+    """Whether the database (or the resolver) refused what configuration names."""
+    for link in _chain(error):
+        if isinstance(link, socket.gaierror):
+            return link.errno != socket.EAI_AGAIN  # "try again" is the resolver's hiccup
+        if isinstance(link, OSError):
+            return False
+    driver = _driver_error(error)
+    code = driver.args[0] if driver.args else None
+    if isinstance(code, int):  # MySQL and MariaDB: (number, message)
+        return code in _MYSQL_REFUSALS
+    # PostgreSQL: class 28 (invalid authorization: unknown role, wrong password) and
+    # 3D000 (invalid catalog name: no such database).
+    sqlstate = str(getattr(driver, "sqlstate", None) or getattr(driver, "pgcode", None) or "")
+    return sqlstate.startswith("28") or sqlstate == "3D000"
+
+
+def _reason(error: BaseException) -> str:
+    """The driver's own sentence, or a plain one for the socket's failures."""
+    for link in _chain(error):
+        if isinstance(link, socket.gaierror):
+            return f"unknown host name ({link.strerror})"
+        if isinstance(link, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(link, TimeoutError):
+            return "timed out"
+        if isinstance(link, OSError) and link.strerror:
+            return link.strerror
+    driver = _driver_error(error)
+    if len(driver.args) == 2 and isinstance(driver.args[0], int):
+        return str(driver.args[1])  # MySQL's (number, message)
+    return str(driver).splitlines()[0] if str(driver) else type(driver).__name__
 
 
 @dataclass(frozen=True)
@@ -227,7 +294,10 @@ class Database:
             async with asyncio.timeout(self.timeout_seconds):
                 yield
         except TimeoutError as error:
-            raise StorageUnavailableError() from error
+            raise StorageUnavailableError(
+                f"cannot use the database {shown_url(self.engine.url)}: "
+                f"no answer within {self.timeout_seconds:g} s"
+            ) from error
 
     @asynccontextmanager
     async def transaction(self, *, read_only: bool = False) -> AsyncIterator[Transaction]:
@@ -240,7 +310,7 @@ class Database:
         async with (
             self.bounded(),
             queue or contextlib.nullcontext(),
-            unavailable_as_error(),
+            unavailable_as_error(self.engine.url),
             self.engine.connect() as connection,
         ):
             if read_only:
@@ -289,7 +359,7 @@ class Database:
     async def _fetch_on_driver(self, sql: str, args: Sequence[object]) -> list[Any]:
         """The rows of one statement run by the driver on a pooled connection, outside any
         transaction; a lost connection becomes StorageUnavailableError, as elsewhere."""
-        async with self.bounded(), unavailable_as_error():
+        async with self.bounded(), unavailable_as_error(self.engine.url):
             pooled = await self.engine.raw_connection()
             driver: Any = pooled.driver_connection
             try:

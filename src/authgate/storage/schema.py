@@ -35,12 +35,16 @@ async def upgrade(database: Database) -> str | None:
         command.upgrade(_config(sync), "head")
         return before
 
-    async with unavailable_as_error(), database.engine.begin() as connection:
+    async with unavailable_as_error(database.engine.url), database.engine.begin() as connection:
         return await connection.run_sync(run)
 
 
 async def current(database: Database) -> str | None:
-    async with database.bounded(), unavailable_as_error(), database.engine.connect() as connection:
+    async with (
+        database.bounded(),
+        unavailable_as_error(database.engine.url),
+        database.engine.connect() as connection,
+    ):
         return await connection.run_sync(
             lambda sync: MigrationContext.configure(sync).get_current_revision()
         )
