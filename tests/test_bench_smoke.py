@@ -41,21 +41,12 @@ TARGETS = [
 ]
 
 
-@pytest.mark.skipif(
-    shutil.which("wrk") is None,
-    reason="the benchmark's load generator wrk is not installed (apt-get install wrk)",
-)
-def test_the_quick_benchmark_runs_every_scenario_and_reports_every_target(
-    tmp_path: Path,
-) -> None:
-    markdown = tmp_path / "report.md"
+def run_benchmark(*args: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run a benchmark script as `make` would, without the suite's AUTHGATE_* settings; it
+    must exit 0. Its result and its whole output."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("AUTHGATE_")}
-    postgres = os.environ.get("AUTHGATE_TEST_POSTGRES_URL", "")
     done = subprocess.run(
-        [
-            *(sys.executable, "benchmarks/run.py", "--quick"),
-            *("--markdown", str(markdown), "--postgres-url", postgres),
-        ],
+        [sys.executable, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -65,6 +56,21 @@ def test_the_quick_benchmark_runs_every_scenario_and_reports_every_target(
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
+    return done, output
+
+
+@pytest.mark.skipif(
+    shutil.which("wrk") is None,
+    reason="the benchmark's load generator wrk is not installed (apt-get install wrk)",
+)
+def test_the_quick_benchmark_runs_every_scenario_and_reports_every_target(
+    tmp_path: Path,
+) -> None:
+    markdown = tmp_path / "report.md"
+    postgres = os.environ.get("AUTHGATE_TEST_POSTGRES_URL", "")
+    done, output = run_benchmark(
+        "benchmarks/run.py", "--quick", "--markdown", str(markdown), "--postgres-url", postgres
+    )
     written = markdown.read_text()
     for label in SCENARIOS + TARGETS:
         assert label in done.stdout, f"{label!r} missing from:\n{output}"
@@ -100,23 +106,11 @@ def test_a_seconds_long_soak_samples_memory_and_gives_a_verdict(tmp_path: Path) 
     verdict and the exit code speak only of the report's shape and of unexpected answers
     (none), never of how memory behaved in so short a run."""
     markdown = tmp_path / "soak.md"
-    env = {name: value for name, value in os.environ.items() if not name.startswith("AUTHGATE_")}
-    done = subprocess.run(
-        [
-            *(sys.executable, "benchmarks/soak.py", "--minutes", "2", "--visits", "16"),
-            *("--interval", "1", "--clients", "8", "--workers", "1", "--tolerance", "100"),
-            *("--postgres-url", ""),
-            *("--markdown", str(markdown)),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_SECONDS,
-        check=False,
+    done, output = run_benchmark(
+        *("benchmarks/soak.py", "--minutes", "2", "--visits", "16"),
+        *("--interval", "1", "--clients", "8", "--workers", "1", "--tolerance", "100"),
+        *("--postgres-url", "", "--markdown", str(markdown)),
     )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output
     for line in SOAK_LINES:
         assert line in done.stdout, f"{line!r} missing from:\n{output}"
     samples = [line for line in done.stdout.splitlines() if line.startswith("soak: ")]
