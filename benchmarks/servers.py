@@ -43,7 +43,7 @@ class Memory:
     peak_kib: int  # VmHWM: the high-water mark of the resident set
 
 
-def _children(parent: int) -> list[int]:
+def children(parent: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -59,7 +59,7 @@ def _children(parent: int) -> list[int]:
     return sorted(found)
 
 
-def _memory(pid: int) -> Memory:
+def memory(pid: int) -> Memory:
     values: dict[str, int] = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         name, _, rest = line.partition(":")
@@ -110,10 +110,10 @@ class Server:
 
     def workers(self) -> list[int]:
         """Granian's worker processes: the server process's children."""
-        return _children(self.process.pid)
+        return children(self.process.pid)
 
     def memory(self) -> list[Memory]:
-        return [_memory(pid) for pid in self.workers()]
+        return [memory(pid) for pid in self.workers()]
 
     def stop(self) -> None:
         """SIGINT (graceful), then SIGKILL to the group this server started."""

@@ -78,9 +78,67 @@ def test_invalid_values_name_the_variable(variable: str, value: str) -> None:
         Settings.from_env({variable: value}, dotenv=None)
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "AUTHGATE_REFRESH_ROTATION",
+            "maybe",
+            "AUTHGATE_REFRESH_ROTATION: expected `true` or `false`; got 'maybe'.",
+        ),
+        (
+            "AUTHGATE_ENV",
+            "prod",
+            "AUTHGATE_ENV: expected one of `development`, `production`; got 'prod'.",
+        ),
+        (
+            "AUTHGATE_LOG_LEVEL",
+            "loud",
+            "AUTHGATE_LOG_LEVEL: expected one of `DEBUG`, `INFO`, `WARNING`, `ERROR` "
+            "(in any case); got 'loud'.",
+        ),
+        (
+            "AUTHGATE_COOKIE_SAMESITE",
+            "sometimes",
+            "AUTHGATE_COOKIE_SAMESITE: expected one of `strict`, `lax`, `none`; got 'sometimes'.",
+        ),
+        ("AUTHGATE_PORT", "eighty", "AUTHGATE_PORT: expected a whole number; got 'eighty'."),
+    ],
+)
+def test_invalid_values_say_what_is_accepted(variable: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env({variable: value}, dotenv=None)
+    assert raised.value.message == message
+
+
+@pytest.mark.parametrize("level", ["warning", "Warning", "WARNING"])
+def test_log_levels_are_accepted_in_any_case(level: str) -> None:
+    assert Settings.from_env({"AUTHGATE_LOG_LEVEL": level}, dotenv=None).log_level == "WARNING"
+
+
 def test_unknown_authgate_variables_are_refused() -> None:
     with pytest.raises(ConfigurationError, match="AUTHGATE_ACCES_TOKEN_TTL"):
         Settings.from_env({"AUTHGATE_ACCES_TOKEN_TTL": "60"}, dotenv=None)
+
+
+@pytest.mark.parametrize(
+    ("variable", "suggestion"),
+    [
+        ("AUTHGATE_ACCES_TOKEN_TTL_SECONDS", "AUTHGATE_ACCESS_TOKEN_TTL_SECONDS"),
+        ("AUTHGATE_DATABASE", "AUTHGATE_DATABASE_URL"),
+        ("AUTHGATE_LOGLEVEL", "AUTHGATE_LOG_LEVEL"),
+    ],
+)
+def test_an_unknown_name_suggests_the_closest_setting(variable: str, suggestion: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env({variable: "1"}, dotenv=None)
+    assert raised.value.message == f"Unknown setting {variable} (did you mean {suggestion}?)."
+
+
+def test_an_unknown_name_like_no_setting_suggests_nothing() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env({"AUTHGATE_XYZZY": "1"}, dotenv=None)
+    assert raised.value.message == "Unknown setting AUTHGATE_XYZZY."
 
 
 def test_production_refuses_to_start_without_a_key() -> None:

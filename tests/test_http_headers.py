@@ -87,6 +87,21 @@ async def test_the_tutorials_client_origin_may_preflight(
     assert "access-control-allow-credentials" not in response.headers
 
 
+async def test_a_preflight_is_counted_under_the_route_it_asks_about(
+    cors_client: httpx.AsyncClient,
+) -> None:
+    for path in ("/api/auth/signin", "/api/admin/users/7", "/nowhere"):
+        preflight = await cors_client.options(
+            path, headers={"Origin": CLIENT_ORIGIN, "Access-Control-Request-Method": "POST"}
+        )
+        assert preflight.status_code == 200
+    text = (await cors_client.get("/metrics")).text
+    counted = 'authgate_http_requests_total{method="OPTIONS",route="%s",status="200"} 1.0'
+    assert counted % "/api/auth/signin" in text
+    assert counted % "/api/admin/users/{user_id:int}" in text
+    assert counted % "unmatched" in text  # a path no route serves stays one label
+
+
 @pytest.mark.parametrize(
     "origin", ["https://evil.example", "null", "http://localhost:8081.evil.example"]
 )

@@ -349,7 +349,8 @@ async def test_ten_concurrent_refreshes_yield_at_most_one_successor(
     session. (With the window, the default, they share one successor:
     ``test_with_grace_concurrent_refreshes_share_one_successor``.)"""
     async with client_with(refresh_grace_seconds=0) as client:
-        token = (await signed_in(client))["refreshToken"]
+        signed = await signed_in(client)
+        token = signed["refreshToken"]
         answers: list[httpx.Response] = []
 
         async def attempt() -> None:
@@ -360,8 +361,12 @@ async def test_ten_concurrent_refreshes_yield_at_most_one_successor(
                 group.start_soon(attempt)
         winners = [r.json()["refreshToken"] for r in answers if r.status_code == 200]
         assert len(winners) <= 1
+        assert len(answers) == 10
         assert all(r.status_code in (200, 403) for r in answers)
-        # Either way no successor may stay valid alongside a reuse: the session is revoked.
+        # Either way the session is revoked: its first access token is refused, and no
+        # successor stays valid alongside a reuse.
+        session_token = legacy(signed["accessToken"])
+        assert (await client.get("/api/test/user", headers=session_token)).status_code == 401
         for successor in winners:
             assert (await refresh(client, successor)).status_code == 403
 

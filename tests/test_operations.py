@@ -190,7 +190,7 @@ async def test_queued_access_lines_are_written_at_shutdown(
         metrics=Metrics(),
         trusted_proxies=[],
         access_log=AccessLog(),
-        templates={hello: "/"},
+        routes=[Route("/", hello)],
         headers=ResponseHeaders(),
         flush_seconds=3600,  # only shutdown can write them
     )

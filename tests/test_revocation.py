@@ -38,6 +38,7 @@ async def test_sign_out_leaves_the_users_other_sessions_alone(client: httpx.Asyn
     first = await signed_in(client)
     second = (await sign_in(client)).json()
     await client.post("/api/auth/signout", json={"refreshToken": first["refreshToken"]})
+    assert await user_content(client, first["accessToken"]) == 401  # the sign-out happened
     assert await user_content(client, second["accessToken"]) == 200
 
 

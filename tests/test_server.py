@@ -124,8 +124,10 @@ def run_authgate(workdir: Path, env: Mapping[str, str], *args: str) -> Finished:
 class Server:
     """One ``authgate serve`` process on a free loopback port, its output kept in files."""
 
-    def __init__(self, workdir: Path, env: Mapping[str, str], *args: str) -> None:
-        self.port = free_port()
+    def __init__(
+        self, workdir: Path, env: Mapping[str, str], *args: str, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._stdout_path = workdir / f"serve-{self.port}.stdout"
         self._stderr_path = workdir / f"serve-{self.port}.stderr"
@@ -180,8 +182,8 @@ class Servers:
         self.workdir = workdir
         self._started: list[Server] = []
 
-    def start(self, env: Mapping[str, str], *args: str) -> Server:
-        server = Server(self.workdir, env, *args)
+    def start(self, env: Mapping[str, str], *args: str, port: int | None = None) -> Server:
+        server = Server(self.workdir, env, *args, port=port)
         self._started.append(server)
         server.wait_until_ready()
         return server
@@ -434,6 +436,7 @@ REFUSALS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "unmigrated-uvicorn": ({}, ("--server", "uvicorn")),
     # No directory can be made under a device file, not even by root.
     "data-dir-uncreatable": ({"AUTHGATE_DATA_DIR": "/dev/null/authgate"}, ()),
+    "database-folder-missing": ({"AUTHGATE_DATABASE_URL": "sqlite:///nonexistent/dir/x.db"}, ()),
 }
 
 
@@ -526,6 +529,25 @@ def test_serve_refuses_a_database_that_was_never_migrated(
     assert result.returncode == 3, result.output  # refused before any worker starts
     assert "authgate migrate" in result.output
     assert "Traceback" not in result.output
+
+
+def test_an_explicit_sqlite_url_is_relative_with_three_slashes_and_needs_its_folder(
+    refusals: dict[str, tuple[Path, Finished]], tmp_path: Path
+) -> None:
+    """The data directory is made when missing; a folder an explicit URL names is not: a
+    mistyped ``sqlite:///`` path would otherwise grow folders wherever authgate starts."""
+    workdir, result = refusals["database-folder-missing"]
+    assert result.returncode == 3, result.output
+    assert f"The folder {workdir / 'nonexistent' / 'dir'} of the SQLite database" in result.stderr
+    assert "sqlite:////absolute/path" in result.stderr
+    assert "Traceback" not in result.output
+    assert not (workdir / "nonexistent").exists()
+
+    (tmp_path / "db").mkdir()
+    env = authgate_env(tmp_path, {"AUTHGATE_DATABASE_URL": "sqlite:///db/x.db"})
+    migrated = run_authgate(tmp_path, env, "migrate")
+    assert migrated.returncode == 0, migrated.output
+    assert (tmp_path / "db" / "x.db").is_file()  # relative to the working directory
 
 
 def test_serve_refuses_a_data_dir_that_cannot_be_created_as_a_configuration_error(
@@ -635,18 +657,24 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_site_b_serves_a_user_signed_in_at_authgate(migrated: Path, servers: Servers) -> None:
     """The example in examples/site_b.py, as two real processes: EdDSA at authgate, and site B
-    verifying with nothing but the key set it fetched."""
+    verifying with nothing but the key set it fetched. As with ``make example``, one
+    environment starts both, with authgate on a port other than 8080: site B's settings must
+    not trip authgate's check of its own namespace, and site B must follow ``AUTHGATE_PORT``."""
+    authgate_port, port = free_port(), free_port()
     env = authgate_env(
         migrated,
-        {"AUTHGATE_SIGNING_ALGORITHM": "EdDSA", "AUTHGATE_KEY_ENCRYPTION_KEY": "a" * 43},
+        {
+            "AUTHGATE_SIGNING_ALGORITHM": "EdDSA",
+            "AUTHGATE_KEY_ENCRYPTION_KEY": "a" * 43,
+            "AUTHGATE_PORT": str(authgate_port),
+            "SITE_B_PORT": str(port),
+        },
     )
-    authgate = servers.start(env)
-    port = free_port()
-    site_env = {**env, "AUTHGATE_URL": authgate.base_url, "SITE_B_PORT": str(port)}
+    authgate = servers.start(env, port=authgate_port)
     site_b = subprocess.Popen(
         [sys.executable, str(ROOT / "examples" / "site_b.py")],
         cwd=ROOT,
-        env=site_env,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -781,8 +809,16 @@ def test_metrics_add_up_across_two_workers(migrated: Path, servers: Servers) -> 
     assert line in text, text[:2000]
 
 
-def test_every_log_line_is_json(migrated: Path, servers: Servers) -> None:
-    server = servers.start(authgate_env(migrated))
+@pytest.mark.parametrize(
+    ("server_name", "logger", "line"),
+    [("granian", "_granian", "Listening at"), ("uvicorn", "uvicorn.error", "Uvicorn running on")],
+)
+def test_every_log_line_is_json(
+    migrated: Path, servers: Servers, server_name: str, logger: str, line: str
+) -> None:
+    """The server's own lines included, and nothing on stdout; stopped as Ctrl-C stops it
+    (SIGINT to the whole process group: supervisor, workers and hash processes)."""
+    server = servers.start(authgate_env(migrated), "--server", server_name)
     with server.client() as client:
         assert sign_up(client).status_code == 200
         body = sign_in(client).json()
@@ -790,10 +826,14 @@ def test_every_log_line_is_json(migrated: Path, servers: Servers) -> None:
         # TH-02 through the real server: Granian names itself, but never its version.
         assert not any(c.isdigit() for c in answer.headers.get("server", ""))
         assert "x-powered-by" not in answer.headers
-    server.stop()
-    lines = [line for line in server.stderr.splitlines() if line.startswith("{")]
-    records = [json.loads(line) for line in lines]
+    os.killpg(server.process.pid, signal.SIGINT)
+    server.process.wait(STOP_TIMEOUT_SECONDS)
+    records = [json.loads(line) for line in server.stderr.splitlines()]
+    assert server.output == server.stderr  # stdout is empty
+    assert all(isinstance(record, dict) for record in records)
     assert any(r.get("route") == "/api/test/user" and r.get("status") == 200 for r in records)
+    own = [r["message"] for r in records if r["logger"] == logger]
+    assert any(message.startswith(line) for message in own), own
     for secret in (PASSWORD, body["accessToken"], body["refreshToken"]):
         assert secret not in server.output
 

@@ -149,8 +149,8 @@ def answers(port: int) -> bool:
 class PatientServers(Servers):
     """Servers given ``WITHIN_SECONDS`` to start, each worker included."""
 
-    def start(self, env: Mapping[str, str], *args: str) -> Server:
-        server = Server(self.workdir, env, *args)
+    def start(self, env: Mapping[str, str], *args: str, port: int | None = None) -> Server:
+        server = Server(self.workdir, env, *args, port=port)
         self._started.append(server)
         wait_for(
             lambda: server.process.poll() is not None or answers(server.port),

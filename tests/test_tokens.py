@@ -11,7 +11,7 @@ import pytest
 from authgate.errors import InvalidTokenError, TokenError, TokenExpiredError
 from authgate.keys import KeyRing, SigningKey, generate, hs256_key
 from authgate.models import Role
-from authgate.tokens import CLOCK_SKEW_SECONDS, TokenCodec
+from authgate.tokens import CLOCK_SKEW_SECONDS, TokenCodec, TokenVerifier, ring_lookup
 from tests.conftest import TEST_KEY, FakeClock
 from tests.forge import NOW, P256_ORDER, b64, claims, es256_s, flip_s, segment, sign, token
 
@@ -105,10 +105,36 @@ def test_the_cache_never_skips_the_time_checks(tokens: TokenCodec, clock: FakeCl
 
 
 def test_the_cache_is_bounded(clock: FakeClock) -> None:
-    small = codec(clock, cache_size=3)
-    for user_id in range(10):
-        small.verify(small.issue(user_id, frozenset({Role.USER}), "s", auth_time=0))
-    assert len(small._verifier._cache) == 3
+    """Only a token the cache does not hold has its key looked up: the newest three are
+    held, the one before them was dropped."""
+    ring = KeyRing([hs256_key(TEST_KEY.encode())], clock=clock)
+    issue = codec(clock).issue
+    lookups: list[str | None] = []
+
+    def counted(kid: str | None) -> SigningKey | None:
+        lookups.append(kid)
+        return ring_lookup(ring)(kid)
+
+    small = TokenVerifier(
+        counted,
+        algorithms=frozenset({"HS256"}),
+        issuer="authgate",
+        audience="authgate",
+        leeway_seconds=30,
+        max_lifetime_seconds=900,
+        max_token_bytes=4096,
+        cache_size=3,
+        clock=clock,
+    )
+    issued = [issue(user_id, frozenset({Role.USER}), "s", auth_time=0) for user_id in range(10)]
+    for value in issued:
+        small.verify(value)
+    assert len(lookups) == 10
+    for value in issued[-3:]:
+        assert small.verify(value).user_id == issued.index(value)
+    assert len(lookups) == 10  # all three from the cache
+    small.verify(issued[-4])
+    assert len(lookups) == 11  # dropped: verified again
 
 
 def test_leeway_is_honoured_and_no_more(clock: FakeClock) -> None:

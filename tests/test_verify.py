@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from examples.site_b import create_app
+from examples.site_b import SiteSettings, create_app
 from fastapi import Depends, FastAPI
 from joserfc import jwt
 from starlette.applications import Starlette
@@ -269,3 +269,18 @@ async def test_a_key_set_with_private_or_foreign_keys_trusts_none_of_them() -> N
     }
     assert [key.kid for key in from_key_set(document, frozenset({"EdDSA", "HS256"}))] == ["ok"]
     assert from_key_set("not a key set", frozenset({"EdDSA"})) == []
+
+
+def test_site_b_reads_its_own_settings_and_follows_authgates_port() -> None:
+    """Site B's settings are SITE_B_*: an AUTHGATE_* name of its own would stop authgate."""
+    assert SiteSettings.from_environ({}).authgate_url == "http://127.0.0.1:8080"
+    assert SiteSettings.from_environ({}).port == 8082
+    moved = SiteSettings.from_environ({"AUTHGATE_PORT": "9090", "SITE_B_PORT": "9092"})
+    assert (moved.authgate_url, moved.port) == ("http://127.0.0.1:9090", 9092)
+    named = SiteSettings.from_environ(
+        {"SITE_B_AUTHGATE_URL": "https://auth.example/", "AUTHGATE_PORT": "9090"}
+    )
+    assert named.authgate_url == "https://auth.example"
+    assert SiteSettings.from_environ({"AUTHGATE_URL": "http://elsewhere:1"}).authgate_url == (
+        "http://127.0.0.1:8080"
+    )

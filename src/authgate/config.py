@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import math
 import os
@@ -11,7 +12,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
 import msgspec
 from dotenv import dotenv_values
@@ -145,9 +146,12 @@ class Settings:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            names = ", ".join(PREFIX + name.upper() for name in unknown)
-            raise ConfigurationError(f"Unknown setting {names}.")
+            raise ConfigurationError(
+                "Unknown setting " + ", ".join(_unknown(name, known) for name in unknown) + "."
+            )
         data = dict(values)
+        if isinstance(data.get("log_level"), str):
+            data["log_level"] = data["log_level"].upper()  # "warning" is as clear as "WARNING"
         for name in ("cors_origins", "trusted_proxies"):
             listed = data.get(name)
             if isinstance(listed, str):
@@ -168,7 +172,7 @@ class Settings:
         try:
             settings = msgspec.convert(data, cls, strict=False)
         except msgspec.ValidationError as error:
-            raise ConfigurationError(_explain(error)) from None
+            raise ConfigurationError(_explain(error, values)) from None
         settings.check()
         return settings
 
@@ -283,11 +287,42 @@ def _check_proxy(proxy: str) -> None:
         )
 
 
-def _explain(error: msgspec.ValidationError) -> str:
-    """Turn msgspec's ``... - at `$.port``` into a message naming the variable."""
+def _unknown(name: str, known: set[str]) -> str:
+    """``AUTHGATE_NAME``, with the closest valid name when one is close enough."""
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {PREFIX}{close[0].upper()}?)" if close else ""
+    return f"{PREFIX}{name.upper()}{hint}"
+
+
+def _explain(error: msgspec.ValidationError, given: Mapping[str, Any]) -> str:
+    """Turn msgspec's ``... - at `$.port``` into a message naming the variable and, for a
+    switch or a choice, what it accepts."""
     text = str(error)
     message, _, where = text.rpartition(" - at `$.")
     if not where:
         return f"Invalid configuration: {text}"
     name = where.rstrip("`").split("[")[0].split(".")[0]
+    accepted = _accepted(name, message)
+    if accepted is not None:
+        return f"{PREFIX}{name.upper()}: expected {accepted}; got {given.get(name)!r}."
     return f"{PREFIX}{name.upper()}: {message}"
+
+
+def _accepted(name: str, message: str) -> str | None:
+    """What a setting accepts, in words, when msgspec's ``message`` names only a type: a
+    switch, a choice, a number. None when msgspec's own words are clear (``>= 1``)."""
+    kind = _FIELD_TYPES.get(name)
+    if kind is bool:
+        return "`true` or `false`"
+    if get_origin(kind) is Literal:
+        choices = "one of " + ", ".join(f"`{choice}`" for choice in get_args(kind))
+        return choices + " (in any case)" if name == "log_level" else choices
+    if kind is int and message.startswith("Expected `int`, got"):
+        return "a whole number"
+    return None
+
+
+_FIELD_TYPES: dict[str, Any] = {
+    name: get_args(hint)[0] if get_origin(hint) is Annotated else hint
+    for name, hint in get_type_hints(Settings, include_extras=True).items()
+}

@@ -38,6 +38,7 @@ decided once, in ``authgate.http.problems``.
     ├── TooManyRequestsError              throttled; carries Retry-After
     ├── ConfigurationError
     └── StorageUnavailableError           the database (or Redis) did not answer
+        └── DatabaseRefusedError          the database refused authgate's URL (configuration)
 """
 
 from __future__ import annotations
@@ -189,8 +190,18 @@ class ConfigurationError(AuthError):
 
 
 class StorageUnavailableError(AuthError):
+    """``detail`` says where and why, for operators (the CLI, logs); clients see ``message``."""
+
     code = "storage_unavailable"
     message = "The service is temporarily unavailable. Try again shortly."
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__()
+        self.detail = detail
+
+
+class DatabaseRefusedError(StorageUnavailableError):
+    """No retry helps: no such database or role, a wrong password, an unknown host name."""
 
 
 class MalformedBodyError(InvalidInputError):

@@ -34,6 +34,14 @@ def signing_key(settings: Settings) -> bytes:
     return _development_secret(Path(settings.data_dir) / SIGNING_KEY_FILE, "AUTHGATE_SIGNING_KEY")
 
 
+def existing_signing_key(settings: Settings) -> bytes | None:
+    """The HS256 key if one is configured or kept in the data directory; never creates one."""
+    if settings.signing_key is not None:
+        return settings.signing_key.encode()
+    path = Path(settings.data_dir) / SIGNING_KEY_FILE
+    return _read_secret(path) if path.is_file() else None
+
+
 def key_encryption_key(settings: Settings) -> bytes:
     """32 bytes that seal private signing keys at rest (base64url in the environment)."""
     if settings.key_encryption_key is not None:
@@ -73,23 +81,24 @@ def _development_secret(path: Path, variable: str) -> bytes:
         # O_EXCL: several workers starting at once agree on one secret.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise ConfigurationError(
-                f"{path} is readable by other users; run `chmod 600 {path}`."
-            ) from None
-        secret = path.read_bytes().strip()
-        if len(secret) < 32:
-            raise ConfigurationError(f"{path} holds fewer than 32 bytes; delete it.") from None
-        if not looks_random(secret.decode("utf-8", "replace")):
-            raise ConfigurationError(
-                f"{path} repeats too few characters to be random; delete it."
-            ) from None
-        return secret
+        return _read_secret(path)
     secret = secrets.token_urlsafe(32).encode()  # 256 random bits
     with os.fdopen(fd, "wb") as handle:
         handle.write(secret)
     log.warning(
         "Generated a development secret in %s (mode 0600). Set %s in production.", path, variable
     )
+    return secret
+
+
+def _read_secret(path: Path) -> bytes:
+    """A kept secret, refused if others may read it or it does not look random."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigurationError(f"{path} is readable by other users; run `chmod 600 {path}`.")
+    secret = path.read_bytes().strip()
+    if len(secret) < 32:
+        raise ConfigurationError(f"{path} holds fewer than 32 bytes; delete it.")
+    if not looks_random(secret.decode("utf-8", "replace")):
+        raise ConfigurationError(f"{path} repeats too few characters to be random; delete it.")
     return secret

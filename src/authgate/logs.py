@@ -50,16 +50,46 @@ class TerminalFormatter(JsonFormatter):
         return f"{head} {rest}".rstrip()
 
 
+def stderr_formatter() -> logging.Formatter:
+    """JSON lines, or readable lines when stderr is a terminal."""
+    return TerminalFormatter() if sys.stderr.isatty() else JsonFormatter()
+
+
 def configure_logging(level: str = "INFO") -> None:
     """JSON lines, or readable lines when stderr is a terminal."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(TerminalFormatter() if sys.stderr.isatty() else JsonFormatter())
+    handler.setFormatter(stderr_formatter())
     handler.setLevel(level)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Events are counted as metrics whatever the log level (see authgate.metrics).
     logging.getLogger("authgate").setLevel(min(logging.INFO, logging.getLevelName(level)))
+    # Alembic reports each step at INFO, on every command that checks the schema; `migrate`
+    # says in one line what it did, so those lines are for debugging.
+    debugging = logging.getLevelName(level) <= logging.DEBUG
+    logging.getLogger("alembic").setLevel(logging.DEBUG if debugging else logging.WARNING)
+
+
+#: Granian's own loggers (its supervisor's and workers' lines, e.g. "Spawning worker-1"),
+#: given to ``logging.config.dictConfig`` by Granian: the same lines on stderr as ours,
+#: instead of its plain text on stdout. Its access log stays off (authgate writes its own).
+GRANIAN_LOGGING: dict[str, object] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"authgate": {"()": "authgate.logs.stderr_formatter"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "authgate",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "loggers": {
+        "_granian": {"handlers": ["stderr"], "propagate": False},
+        "granian.access": {"handlers": ["stderr"], "propagate": False},
+    },
+}
 
 
 class AccessLog:

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import secrets
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -212,6 +213,9 @@ def _lowest_priority() -> None:
 
 def _serve(cost: Cost) -> None:
     """A hash process: one JSON request per line in, one JSON answer per line out."""
+    # Its server stops it (kill, or the end of stdin); Ctrl-C at a terminal reaches the
+    # whole process group and would only print a traceback here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _lowest_priority()
     argon2 = _argon2(cost)
     sys.stdout.buffer.write(_READY)

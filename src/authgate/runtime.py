@@ -12,18 +12,19 @@ from contextlib import asynccontextmanager
 
 import anyio
 
+from authgate import signing
 from authgate.accounts import Accounts
 from authgate.admin import Admin
 from authgate.bus import RevocationBus
 from authgate.config import Settings
 from authgate.errors import ConfigurationError, StorageUnavailableError
-from authgate.keyfiles import decode_kek, key_encryption_key, signing_key
+from authgate.keyfiles import decode_kek, existing_signing_key, key_encryption_key, signing_key
 from authgate.keys import ASYMMETRIC, KeyRing
 from authgate.models import Clock, system_clock
 from authgate.passwords import PasswordHasher
 from authgate.revocations import RevokedSessions
 from authgate.service import AuthService
-from authgate.signing import SigningKeys
+from authgate.signing import KeyState, SigningKeys
 from authgate.storage import Database, schema
 from authgate.throttle import Throttle
 from authgate.tokens import TokenCodec, accepted_for_seconds
@@ -59,12 +60,15 @@ def signing_keys(
         algorithm=settings.signing_algorithm,
         kek=key_encryption_key(settings) if managed else None,
         hs256_secret=None if managed else signing_key(settings),
-        retire_after_seconds=accepted_for_seconds(
-            settings.access_token_ttl_seconds, settings.clock_leeway_seconds
-        ),
+        retire_after_seconds=_key_retire_after_seconds(settings),
         publish_seconds=settings.key_publish_seconds,
         clock=clock,
     )
+
+
+def _key_retire_after_seconds(settings: Settings) -> int:
+    """How long a superseded key verifies: until the last token it signed has expired."""
+    return accepted_for_seconds(settings.access_token_ttl_seconds, settings.clock_leeway_seconds)
 
 
 async def build_service(
@@ -158,6 +162,7 @@ def open_database(settings: Settings) -> Database:
         settings.resolved_database_url,
         pool_size=settings.db_pool_size,
         timeout_seconds=settings.db_timeout_seconds,
+        make_directory=not settings.database_url,  # the data directory's default database
     )
 
 
@@ -176,6 +181,28 @@ async def check_database(settings: Settings) -> None:
         await ensure_schema(database)
     finally:
         await database.close()
+
+
+async def key_states(settings: Settings, *, clock: Clock = system_clock) -> list[KeyState]:
+    """What ``authgate keys list`` shows: every stored key as it is (any algorithm), and the
+    HS256 key when that is the algorithm and a key exists. Creates no key and no file."""
+    database = open_database(settings)
+    try:
+        await ensure_schema(database)
+        async with database.transaction(read_only=True) as tx:
+            stored = await tx.signing_keys.list()
+    finally:
+        await database.close()
+    found = signing.key_states(
+        stored,
+        algorithm=settings.signing_algorithm,
+        retire_after_seconds=_key_retire_after_seconds(settings),
+        now=clock(),
+    )
+    if settings.signing_algorithm in ASYMMETRIC:
+        return found
+    secret = existing_signing_key(settings)
+    return found if secret is None else [signing.hs256_state(secret), *found]
 
 
 async def _purge_periodically(service: AuthService, interval_seconds: int) -> None:

@@ -8,6 +8,7 @@ starts; the command line's overrides reach every worker through the environment.
 from __future__ import annotations
 
 import contextlib
+import copy
 import ctypes
 import errno
 import multiprocessing
@@ -115,6 +116,9 @@ def serve(settings: Settings, server: Server) -> None:
 def _serve_granian(settings: Settings) -> None:
     from granian import Granian
     from granian.constants import Interfaces
+    from granian.log import LogLevels
+
+    from authgate.logs import GRANIAN_LOGGING
 
     Granian(
         WORKER_FACTORY,
@@ -124,6 +128,8 @@ def _serve_granian(settings: Settings) -> None:
         workers=settings.workers,
         factory=True,
         log_access=False,
+        log_level=LogLevels(settings.log_level.lower()),
+        log_dictconfig=copy.deepcopy(GRANIAN_LOGGING),
         # A worker that dies (killed, out of memory) is replaced; only one that dies again
         # within seconds of its replacement (a crash loop) stops the server.
         respawn_failed_workers=True,

@@ -18,6 +18,7 @@ shared secret from ``AUTHGATE_SIGNING_KEY`` and is never published.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from authgate import keys
@@ -29,6 +30,11 @@ from authgate.storage import Database
 log = logging.getLogger("authgate.keys")
 
 
+#: The state of a stored key whose algorithm is not ``AUTHGATE_SIGNING_ALGORITHM``: the
+#: server neither signs nor verifies with it.
+UNUSED = "unused"
+
+
 @dataclass(frozen=True)
 class KeyState:
     """One line of ``authgate keys list``."""
@@ -37,8 +43,55 @@ class KeyState:
     generation: int
     algorithm: str
     state: str
-    activates_at: int
+    #: None for the HS256 secret, which signs whenever it is configured.
+    activates_at: int | None
     retires_at: int | None
+
+
+def hs256_state(secret: bytes) -> KeyState:
+    return KeyState(keys.hs256_key(secret).kid, 0, "HS256", "signing", None, None)
+
+
+def key_states(
+    stored: Sequence[StoredKey], *, algorithm: str, retire_after_seconds: int, now: float
+) -> list[KeyState]:
+    """The stored keys' states, in generation order, read from their rows alone (no private
+    key is opened). Keys of ``algorithm`` are in their life's stage (see the module's
+    docstring); keys of any other algorithm are ``unused``."""
+    retires: dict[str, int | None] = {}
+    for name in {row.algorithm for row in stored}:
+        rows = sorted((row for row in stored if row.algorithm == name), key=_generation)
+        for row, successor in zip(rows, [*rows[1:], None], strict=True):
+            retires[row.kid] = (
+                None if successor is None else successor.activates_at + retire_after_seconds
+            )
+    signer = max(
+        (
+            row.activates_at
+            for row in stored
+            if row.algorithm == algorithm and row.activates_at <= now
+        ),
+        default=None,
+    )
+    return [
+        KeyState(
+            kid=row.kid,
+            generation=row.generation,
+            algorithm=row.algorithm,
+            state=(
+                _state(row.activates_at, retires[row.kid], now, signer)
+                if row.algorithm == algorithm
+                else UNUSED
+            ),
+            activates_at=row.activates_at,
+            retires_at=retires[row.kid],
+        )
+        for row in sorted(stored, key=_generation)
+    ]
+
+
+def _generation(row: StoredKey) -> int:
+    return row.generation
 
 
 class SigningKeys:
@@ -99,24 +152,20 @@ class SigningKeys:
         return next(state for state in await self.states() if state.kid == stored.kid)
 
     async def states(self) -> list[KeyState]:
-        if not self.managed:
-            key = (await self.load())[0]
-            return [KeyState(key.kid, 0, "HS256", "signing", 0, None)]
-        stored = await self._stored()
-        ring = self._ring_keys(stored)
-        now = self._clock()
-        signer = max((k.activates_at for k in ring if k.activates_at <= now), default=None)
-        return [
-            KeyState(
-                kid=key.kid,
-                generation=row.generation,
-                algorithm=key.algorithm,
-                state=_state(key, now, signer),
-                activates_at=key.activates_at,
-                retires_at=key.retires_at,
-            )
-            for key, row in zip(ring, stored, strict=True)
-        ]
+        """Every stored key (any algorithm), and the HS256 secret when that signs."""
+        async with self._database.transaction(read_only=True) as tx:
+            stored = await tx.signing_keys.list()
+        found = key_states(
+            stored,
+            algorithm=self._algorithm,
+            retire_after_seconds=self._retire_after,
+            now=self._clock(),
+        )
+        if self.managed:
+            return found
+        if self._hs256_secret is None:
+            raise ConfigurationError("AUTHGATE_SIGNING_KEY is required for HS256.")
+        return [hs256_state(self._hs256_secret), *found]
 
     async def _next_generation(self) -> int:
         """Generations count across algorithms, so switching algorithm starts a new one."""
@@ -169,11 +218,11 @@ class SigningKeys:
         return stored if created else None
 
 
-def _state(key: SigningKey, now: float, signer_activation: int | None) -> str:
-    if key.retires_at is not None and key.retires_at <= now:
+def _state(activates_at: int, retires_at: int | None, now: float, signer: int | None) -> str:
+    if retires_at is not None and retires_at <= now:
         return "retired"
-    if key.activates_at > now:
+    if activates_at > now:
         return "published"
-    if key.activates_at == signer_activation:
+    if activates_at == signer:
         return "signing"
     return "verifying"

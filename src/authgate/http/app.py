@@ -82,7 +82,7 @@ def _starlette(settings: Settings, lifespan: object = None) -> Starlette:
             metrics=metrics,
             trusted_proxies=parse_networks(settings.trusted_proxies),
             access_log=access_log,
-            templates={route.endpoint: route.path for route in ROUTES},
+            routes=ROUTES,
             headers=ResponseHeaders(hsts=settings.tls),
         ),
     ]

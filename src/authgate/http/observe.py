@@ -9,8 +9,9 @@ import ipaddress
 import re
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authgate.http.headers import ResponseHeaders
@@ -63,14 +64,15 @@ class Observe:
         metrics: Metrics,
         trusted_proxies: list[Network],
         access_log: AccessLog | None,
-        templates: dict[object, str],
+        routes: Sequence[Route],
         headers: ResponseHeaders,
         flush_seconds: float = FLUSH_SECONDS,
     ) -> None:
         self.app = app
         self._flush_seconds = flush_seconds
         self._headers = headers
-        self._templates = templates
+        self._routes = routes
+        self._templates: dict[object, str] = {route.endpoint: route.path for route in routes}
         self._access = access_log
         self._metrics = metrics
         self._trusted = trusted_proxies
@@ -117,8 +119,10 @@ class Observe:
         finally:
             elapsed = time.perf_counter() - started
             # The route's template, never the raw path: ids would explode the label set.
-            route = self._templates.get(scope.get("endpoint"), "unmatched")
             method = scope["method"]
+            route = self._templates.get(scope.get("endpoint")) or (
+                self._preflighted(scope) if method == "OPTIONS" else "unmatched"
+            )
             self._metrics.record_request(route, method, status, elapsed)
             if self._access is not None:
                 self._access.write(
@@ -127,6 +131,14 @@ class Observe:
             if not self._flush_due:
                 self._flush_due = True
                 asyncio.get_running_loop().call_later(self._flush_seconds, self.flush)
+
+    def _preflighted(self, scope: Scope) -> str:
+        """The route a CORS preflight asks about: the CORS middleware answers it before
+        routing, so no endpoint is set (its method is OPTIONS, which no route declares)."""
+        for route in self._routes:
+            if route.matches(scope)[0] is not Match.NONE:
+                return route.path
+        return "unmatched"
 
     def flush(self) -> None:
         """Write the queued access lines and add the tallied requests to the metrics."""

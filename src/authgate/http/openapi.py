@@ -298,8 +298,11 @@ _TRANSPORT_HEADERS = [
         "name": "X-Token-Transport",
         "in": "header",
         "required": False,
-        "description": "`cookie`: tokens in HttpOnly cookies instead of the body.",
-        "schema": {"type": "string", "enum": ["cookie"]},
+        "description": (
+            "`cookie` (in any case): tokens in HttpOnly cookies instead of the body; any other "
+            "value, like none, leaves them in the body."
+        ),
+        "schema": {"type": "string"},
     },
     {
         "name": "X-CSRF-Token",

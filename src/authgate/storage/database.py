@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from authgate.errors import ConfigurationError, StorageUnavailableError
+from authgate.errors import ConfigurationError, DatabaseRefusedError, StorageUnavailableError
 from authgate.models import RefreshRecord, User
 from authgate.private_files import create_private_file, make_private_dir
 from authgate.storage.refresh_tokens import (
@@ -53,7 +54,10 @@ def async_url(url: str) -> sa.URL:
     return parsed
 
 
-def create_engine(url: str, *, pool_size: int = 10, timeout_seconds: int = 3) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, timeout_seconds: int = 3, make_directory: bool = False
+) -> AsyncEngine:
+    """``make_directory``: create a SQLite file's missing folder (the data directory's)."""
     target = async_url(url)
     backend = target.get_backend_name()
     # No overflow: the pool closes an overflow connection it gets back while its queue looks
@@ -70,7 +74,7 @@ def create_engine(url: str, *, pool_size: int = 10, timeout_seconds: int = 3) ->
         if target.database and target.database != ":memory:":
             kwargs.update(pooled)
             if not target.query.get("uri"):  # a URI filename is SQLite's to open
-                _create_sqlite_file(Path(target.database))
+                _create_sqlite_file(Path(target.database), make_directory=make_directory)
     else:
         kwargs.update(pooled, pool_recycle=1800)
         key = "timeout" if backend == "postgresql" else "connect_timeout"
@@ -83,9 +87,20 @@ def create_engine(url: str, *, pool_size: int = 10, timeout_seconds: int = 3) ->
     return engine
 
 
-def _create_sqlite_file(path: Path) -> None:
+def _create_sqlite_file(path: Path, *, make_directory: bool) -> None:
     """The database file for its owner only (0600, in a 0700 folder if we make it); SQLite
-    gives its -wal and -shm files the database file's mode."""
+    gives its -wal and -shm files the database file's mode.
+
+    Only the data directory is made when missing: a folder named by a URL that does not exist
+    is more likely a mistyped path (``sqlite:///`` is relative to the working directory) than
+    a wish for new folders wherever the server happens to start.
+    """
+    if not make_directory and not path.parent.is_dir():
+        raise ConfigurationError(
+            f"The folder {path.parent.resolve()} of the SQLite database does not exist: create "
+            "it, or fix AUTHGATE_DATABASE_URL (sqlite:///relative/path is relative to the working "
+            "directory, sqlite:////absolute/path is absolute)."
+        )
     try:
         make_private_dir(path.parent)
         create_private_file(path)
@@ -136,16 +151,82 @@ READ_ONLY = "authgate_read_only"
 
 
 @asynccontextmanager
-async def unavailable_as_error() -> AsyncIterator[None]:
-    """Translate "the database did not answer" from any driver into StorageUnavailableError."""
+async def unavailable_as_error(url: sa.URL | None = None) -> AsyncIterator[None]:
+    """Translate "the database did not answer" from any driver into StorageUnavailableError,
+    and a refusal no retry mends (``_refusal``) into DatabaseRefusedError; both name ``url``
+    (without its password) and the driver's reason in their ``detail``."""
     try:
         yield
     except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError) as error:
-        raise StorageUnavailableError() from error
+        raise _translated(error, url) from error
     except sa.exc.DBAPIError as error:
-        if error.connection_invalidated:
-            raise StorageUnavailableError() from error
+        if error.connection_invalidated or _refusal(error):
+            raise _translated(error, url) from error
         raise
+
+
+#: MySQL/MariaDB error numbers that configuration must fix: access denied to a database,
+#: access denied for a user (wrong password, unknown user), unknown database, unknown host.
+_MYSQL_REFUSALS = frozenset({1044, 1045, 1049, 1698, 2005})
+
+
+def _translated(error: BaseException, url: sa.URL | None) -> StorageUnavailableError:
+    reason = _reason(error)
+    detail = reason if url is None else f"cannot use the database {shown_url(url)}: {reason}"
+    return DatabaseRefusedError(detail) if _refusal(error) else StorageUnavailableError(detail)
+
+
+def shown_url(url: sa.URL) -> str:
+    """The URL as configured (the plain scheme), without its password or query options."""
+    return url.set(drivername=url.get_backend_name(), query={}).render_as_string(hide_password=True)
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and its causes: SQLAlchemy's, the adapter's, the driver's, the socket's."""
+    links: list[BaseException] = []
+    link: BaseException | None = error
+    while link is not None and link not in links:
+        links.append(link)
+        link = link.__cause__ or link.__context__
+    return links
+
+
+def _driver_error(error: BaseException) -> BaseException:
+    return error.orig if isinstance(error, sa.exc.DBAPIError) and error.orig else error
+
+
+def _refusal(error: BaseException) -> bool:
+    """Whether the database (or the resolver) refused what configuration names."""
+    for link in _chain(error):
+        if isinstance(link, socket.gaierror):
+            return link.errno != socket.EAI_AGAIN  # "try again" is the resolver's hiccup
+        if isinstance(link, OSError):
+            return False
+    driver = _driver_error(error)
+    code = driver.args[0] if driver.args else None
+    if isinstance(code, int):  # MySQL and MariaDB: (number, message)
+        return code in _MYSQL_REFUSALS
+    # PostgreSQL: class 28 (invalid authorization: unknown role, wrong password) and
+    # 3D000 (invalid catalog name: no such database).
+    sqlstate = str(getattr(driver, "sqlstate", None) or getattr(driver, "pgcode", None) or "")
+    return sqlstate.startswith("28") or sqlstate == "3D000"
+
+
+def _reason(error: BaseException) -> str:
+    """The driver's own sentence, or a plain one for the socket's failures."""
+    for link in _chain(error):
+        if isinstance(link, socket.gaierror):
+            return f"unknown host name ({link.strerror})"
+        if isinstance(link, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(link, TimeoutError):
+            return "timed out"
+        if isinstance(link, OSError) and link.strerror:
+            return link.strerror
+    driver = _driver_error(error)
+    if len(driver.args) == 2 and isinstance(driver.args[0], int):
+        return str(driver.args[1])  # MySQL's (number, message)
+    return str(driver).splitlines()[0] if str(driver) else type(driver).__name__
 
 
 @dataclass(frozen=True)
@@ -183,8 +264,17 @@ class Database:
             self._rotation = (str(compiled), compiled.positiontup or ())
 
     @classmethod
-    def connect(cls, url: str, *, pool_size: int = 10, timeout_seconds: int = 3) -> Database:
-        engine = create_engine(url, pool_size=pool_size, timeout_seconds=timeout_seconds)
+    def connect(
+        cls,
+        url: str,
+        *,
+        pool_size: int = 10,
+        timeout_seconds: int = 3,
+        make_directory: bool = False,
+    ) -> Database:
+        engine = create_engine(
+            url, pool_size=pool_size, timeout_seconds=timeout_seconds, make_directory=make_directory
+        )
         return cls(engine, timeout_seconds=timeout_seconds)
 
     @property
@@ -204,7 +294,10 @@ class Database:
             async with asyncio.timeout(self.timeout_seconds):
                 yield
         except TimeoutError as error:
-            raise StorageUnavailableError() from error
+            raise StorageUnavailableError(
+                f"cannot use the database {shown_url(self.engine.url)}: "
+                f"no answer within {self.timeout_seconds:g} s"
+            ) from error
 
     @asynccontextmanager
     async def transaction(self, *, read_only: bool = False) -> AsyncIterator[Transaction]:
@@ -217,7 +310,7 @@ class Database:
         async with (
             self.bounded(),
             queue or contextlib.nullcontext(),
-            unavailable_as_error(),
+            unavailable_as_error(self.engine.url),
             self.engine.connect() as connection,
         ):
             if read_only:
@@ -266,7 +359,7 @@ class Database:
     async def _fetch_on_driver(self, sql: str, args: Sequence[object]) -> list[Any]:
         """The rows of one statement run by the driver on a pooled connection, outside any
         transaction; a lost connection becomes StorageUnavailableError, as elsewhere."""
-        async with self.bounded(), unavailable_as_error():
+        async with self.bounded(), unavailable_as_error(self.engine.url):
             pooled = await self.engine.raw_connection()
             driver: Any = pooled.driver_connection
             try:

@@ -308,12 +308,11 @@ class SigningKeyRecords:
     def __init__(self, connection: AsyncConnection) -> None:
         self._c = connection
 
-    async def list(self, algorithm: str) -> list[StoredKey]:
-        query = (
-            sa.select(signing_keys)
-            .where(signing_keys.c.algorithm == algorithm)
-            .order_by(signing_keys.c.generation)
-        )
+    async def list(self, algorithm: str | None = None) -> list[StoredKey]:
+        """The keys of ``algorithm`` (of every algorithm without one), oldest first."""
+        query = sa.select(signing_keys).order_by(signing_keys.c.generation)
+        if algorithm is not None:
+            query = query.where(signing_keys.c.algorithm == algorithm)
         return [
             StoredKey(
                 kid=row.kid,

@@ -25,16 +25,26 @@ def head() -> str:
     return ScriptDirectory.from_config(_config()).get_current_head() or ""
 
 
-async def upgrade(database: Database) -> None:
-    """Bring the schema to the newest revision; a no-op when it is already there."""
+async def upgrade(database: Database) -> str | None:
+    """Bring the schema to the newest revision (a no-op when it is already there); the
+    revision it was at before (None: an empty database)."""
     from alembic import command  # heavy; only `authgate migrate` needs it
 
-    async with unavailable_as_error(), database.engine.begin() as connection:
-        await connection.run_sync(lambda sync: command.upgrade(_config(sync), "head"))
+    def run(sync: sa.Connection) -> str | None:
+        before = MigrationContext.configure(sync).get_current_revision()
+        command.upgrade(_config(sync), "head")
+        return before
+
+    async with unavailable_as_error(database.engine.url), database.engine.begin() as connection:
+        return await connection.run_sync(run)
 
 
 async def current(database: Database) -> str | None:
-    async with database.bounded(), unavailable_as_error(), database.engine.connect() as connection:
+    async with (
+        database.bounded(),
+        unavailable_as_error(database.engine.url),
+        database.engine.connect() as connection,
+    ):
         return await connection.run_sync(
             lambda sync: MigrationContext.configure(sync).get_current_revision()
         )
