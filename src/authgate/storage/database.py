@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -289,9 +290,15 @@ class Database:
         invalidates a connection whose statement was cancelled (it is closed at once, never
         rolled back over a silent network nor handed to the next request), and the pool
         opens a new one when the database answers again.
+
+        anyio's deadline, not ``asyncio.timeout``: it cancels again at every await until the
+        block is left. ``asyncio.timeout`` cancels once, and Python 3.11's ``asyncio.wait_for``
+        (which asyncmy wraps around connecting) can swallow that one cancellation when the
+        connection completes at the same moment; the handshake that follows then waited on a
+        silent network for good (seen once in CI, MariaDB behind a black-holed relay).
         """
         try:
-            async with asyncio.timeout(self.timeout_seconds):
+            with anyio.fail_after(self.timeout_seconds):
                 yield
         except TimeoutError as error:
             raise StorageUnavailableError(
