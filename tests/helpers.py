@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import httpx
 
 from tests.conftest import PASSWORD
@@ -33,6 +34,25 @@ async def signed_in(client: httpx.AsyncClient, username: str = "alice") -> dict[
 
 async def refresh(client: httpx.AsyncClient, token: object) -> httpx.Response:
     return await client.post("/api/auth/refreshtoken", json={"refreshToken": token})
+
+
+async def refresh_at_once(
+    client: httpx.AsyncClient, token: str, times: int
+) -> list[httpx.Response]:
+    """``times`` refreshes with one token, all in flight together; their answers."""
+    answers: list[httpx.Response] = []
+
+    async def attempt() -> None:
+        answers.append(await refresh(client, token))
+
+    async with anyio.create_task_group() as group:
+        for _ in range(times):
+            group.start_soon(attempt)
+    return answers
+
+
+#: Long enough that only a hang reaches it, however busy the machine; never a speed target.
+HANG_SECONDS = 60
 
 
 def bearer(token: str) -> dict[str, str]:

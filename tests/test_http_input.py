@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
+import anyio
 import httpx
 import pytest
 
@@ -14,7 +14,7 @@ from authgate.runtime import build_service
 from authgate.storage import Database
 from tests.conftest import PASSWORD, FakeClock
 from tests.forge import token
-from tests.helpers import legacy, sign_in, sign_up
+from tests.helpers import HANG_SECONDS, legacy, sign_in, sign_up
 
 pytestmark = pytest.mark.anyio
 
@@ -103,13 +103,11 @@ async def test_json_with_a_charset_is_accepted(client: httpx.AsyncClient) -> Non
 
 async def test_an_oversized_body_gets_413_before_parsing(client: httpx.AsyncClient) -> None:
     body = b'{"username": "' + b"a" * (20 * 1024 * 1024) + b'"}'
-    started = time.perf_counter()
     response = await client.post(
         "/api/auth/signup", content=body, headers={"content-type": "application/json"}
     )
     assert response.status_code == 413
     assert response.json() == {"message": "The request body is too large."}
-    assert time.perf_counter() - started < 30  # a guard against a hang, not a speed target
 
 
 async def test_an_oversized_streamed_body_without_length_gets_413(
@@ -211,12 +209,11 @@ async def test_an_unreachable_database_gives_503_and_token_routes_keep_working(
         async with httpx.AsyncClient(
             transport=transport, base_url="http://authgate.test"
         ) as client:
-            started = time.perf_counter()
-            response = await sign_in(client)
+            with anyio.fail_after(HANG_SECONDS):  # a hang fails here; the answer is the test
+                response = await sign_in(client)
             assert response.status_code == 503
             assert response.headers["retry-after"] == "1"
             assert "message" in response.json()
-            assert time.perf_counter() - started < 10  # fails fast rather than hanging
             assert (await client.get("/api/test/user", headers=legacy(token()))).status_code == 200
     finally:
         await database.close()

@@ -9,7 +9,15 @@ import pytest
 from authgate.config import Settings
 from authgate.errors import ConfigurationError
 from tests.conftest import PASSWORD, ClientWith, FakeClock
-from tests.helpers import bearer, legacy, refresh, sign_in, sign_up, signed_in
+from tests.helpers import (
+    bearer,
+    legacy,
+    refresh,
+    refresh_at_once,
+    sign_in,
+    sign_up,
+    signed_in,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -350,15 +358,7 @@ async def test_ten_concurrent_refreshes_yield_at_most_one_successor(
     ``test_with_grace_concurrent_refreshes_share_one_successor``.)"""
     async with client_with(refresh_grace_seconds=0) as client:
         signed = await signed_in(client)
-        token = signed["refreshToken"]
-        answers: list[httpx.Response] = []
-
-        async def attempt() -> None:
-            answers.append(await refresh(client, token))
-
-        async with anyio.create_task_group() as group:
-            for _ in range(10):
-                group.start_soon(attempt)
+        answers = await refresh_at_once(client, signed["refreshToken"], 10)
         winners = [r.json()["refreshToken"] for r in answers if r.status_code == 200]
         assert len(winners) <= 1
         assert len(answers) == 10

@@ -8,7 +8,7 @@ import pytest
 from authgate.config import Settings
 from authgate.storage import Database
 from tests.conftest import ClientWith, FakeClock
-from tests.helpers import legacy, refresh, signed_in
+from tests.helpers import legacy, refresh, refresh_at_once, signed_in
 
 pytestmark = pytest.mark.anyio
 
@@ -187,17 +187,7 @@ async def test_a_retry_counts_against_the_refresh_budget(client_with: ClientWith
 async def test_with_grace_concurrent_refreshes_share_one_successor(
     client: httpx.AsyncClient,
 ) -> None:
-    import anyio
-
-    token = (await signed_in(client))["refreshToken"]
-    answers: list[httpx.Response] = []
-
-    async def attempt() -> None:
-        answers.append(await refresh(client, token))
-
-    async with anyio.create_task_group() as group:
-        for _ in range(10):
-            group.start_soon(attempt)
+    answers = await refresh_at_once(client, (await signed_in(client))["refreshToken"], 10)
     assert all(r.status_code == 200 for r in answers)  # every retry within the window
     successors = {r.json()["refreshToken"] for r in answers}
     assert len(successors) == 1  # never two valid children
