@@ -38,12 +38,10 @@ _SUCCESSOR_COLUMNS = [
 _INSERT = refresh_tokens.insert()
 #: Stamp the session's last use; once a second is enough (tokens re-sent at once by many
 #: connections would otherwise queue on the session's row for the same value).
+_STALE = sa.or_(sessions.c.last_used_at.is_(None), sessions.c.last_used_at != NOW)
 _TOUCH = (
     sessions.update()
-    .where(
-        sessions.c.id == sa.bindparam("touched_session"),
-        sa.or_(sessions.c.last_used_at.is_(None), sessions.c.last_used_at != NOW),
-    )
+    .where(sessions.c.id == sa.bindparam("touched_session"), _STALE)
     .values(last_used_at=NOW)
 )
 _FIND_LIVE = (
@@ -98,12 +96,14 @@ def _rotate_in_one_statement() -> sa.Select[Any]:
 
 def _extend_in_one_statement() -> sa.Select[Any]:
     """PostgreSQL, rotation off: read the live token, move its expiry and stamp its session,
-    one round trip. The writes are skipped when they would not change the row (a token
-    re-sent within the same second), so concurrent re-sends do not queue on its lock."""
-    live = sa.select(*LIVE_COLUMNS, sessions.c.last_used_at).select_from(
-        refresh_tokens.join(sessions).join(users)
+    one round trip. Each write is skipped when it would change nothing (the token re-sent
+    within the same second): no new row version for every re-send."""
+    found = (
+        sa.select(*LIVE_COLUMNS)
+        .select_from(refresh_tokens.join(sessions).join(users))
+        .where(*LIVE)
+        .cte("found")
     )
-    found = live.where(*LIVE).cte("found")
     new_expiry = sql_expires_at(found.c.session_expires_at)
     moved = (
         refresh_tokens.update()
@@ -113,10 +113,7 @@ def _extend_in_one_statement() -> sa.Select[Any]:
     )
     touched = (
         sessions.update()
-        .where(
-            sessions.c.id == found.c.session_id,
-            sa.or_(found.c.last_used_at.is_(None), found.c.last_used_at != NOW),
-        )
+        .where(sessions.c.id == found.c.session_id, _STALE)
         .values(last_used_at=NOW)
         .cte("touched")
     )
