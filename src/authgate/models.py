@@ -67,7 +67,7 @@ class AccessClaims:
 
 @dataclass(frozen=True)
 class RefreshRecord:
-    """A stored refresh token (by digest) joined with its session."""
+    """A stored refresh token (by digest) joined with its session and its owner's state."""
 
     id: int
     session_id: str
@@ -77,6 +77,7 @@ class RefreshRecord:
     session_expires_at: int
     session_created_at: int
     session_revoked_at: int | None
+    owner_enabled: bool
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ from authgate.keyfiles import decode_kek, existing_signing_key, key_encryption_k
 from authgate.keys import ASYMMETRIC, KeyRing
 from authgate.models import Clock, system_clock
 from authgate.passwords import PasswordHasher
+from authgate.refresh import RefreshService
+from authgate.refresh_rule import RefreshPolicy
 from authgate.revocations import RevokedSessions
 from authgate.service import AuthService
 from authgate.signing import KeyState, SigningKeys
@@ -133,6 +135,16 @@ async def build_service(
         password_max_length=settings.password_max_length,
         clock=clock,
     )
+    policy = RefreshPolicy.from_settings(settings)
+    refreshes = RefreshService(
+        database,
+        tokens,
+        throttle,
+        revoked,
+        policy=policy,
+        grace_key=_grace_key(settings) if policy.grace_window else b"",
+        clock=clock,
+    )
     return AuthService(
         database,
         hasher,
@@ -142,15 +154,7 @@ async def build_service(
         revoked,
         accounts=accounts,
         admin=Admin(database, revoked, clock=clock),
-        refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
-        refresh_idle_ttl_seconds=settings.refresh_token_idle_ttl_seconds,
-        refresh_rotation=settings.refresh_rotation,
-        refresh_grace_seconds=settings.refresh_grace_seconds,
-        grace_key=(
-            _grace_key(settings)
-            if settings.refresh_grace_seconds and settings.refresh_rotation
-            else b""
-        ),
+        refreshes=refreshes,
         password_min_length=settings.password_min_length,
         password_max_length=settings.password_max_length,
         clock=clock,

@@ -2,42 +2,33 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from authgate.accounts import (
     Accounts,
     apply_roles,
     keep_an_admin,
-    revoke_session,
     revoke_sessions,
 )
 from authgate.admin import Admin
 from authgate.errors import (
-    AuthError,
     EmailTakenError,
     InvalidCredentialsError,
     InvalidInputError,
-    InvalidRefreshTokenError,
     InvalidTokenError,
     MissingTokenError,
-    RefreshTokenExpiredError,
-    RefreshTokenReusedError,
-    RefreshTokenRevokedError,
     RoleGrantDeniedError,
     RoleRequiredError,
     UsernameTakenError,
     UserNotFoundError,
 )
-from authgate.keys import Sealer
 from authgate.models import (
     AccessClaims,
     Clock,
     NewUser,
-    RefreshRecord,
     Role,
     SignedIn,
     TokenPair,
@@ -54,6 +45,7 @@ from authgate.policy import (
     parse_roles,
     username_key,
 )
+from authgate.refresh import RefreshService, digest
 from authgate.revocations import RevokedSessions
 from authgate.signing import SigningKeys
 from authgate.storage import Database, Transaction
@@ -65,18 +57,11 @@ if TYPE_CHECKING:
 
 security_log = logging.getLogger("authgate.security")
 
-#: Longest refresh token we look up; ours are 43 characters.
-_MAX_REFRESH_TOKEN = 256
-
 
 def require_role(claims: AccessClaims, role: Role) -> None:
     """The one role check, shared by routes and the service: each route asks for its own role."""
     if role not in claims.roles:
         raise RoleRequiredError(role)
-
-
-def _digest(refresh_token: str) -> str:
-    return hashlib.sha256(refresh_token.encode()).hexdigest()
 
 
 class AuthService:
@@ -93,15 +78,10 @@ class AuthService:
         *,
         accounts: Accounts,
         admin: Admin,
-        refresh_ttl_seconds: int,
-        refresh_idle_ttl_seconds: int,
-        refresh_rotation: bool,
-        refresh_grace_seconds: int = 0,
-        grace_key: bytes = b"",
+        refreshes: RefreshService,
         password_min_length: int,
         password_max_length: int,
         clock: Clock,
-        new_secret: Callable[[], str] = lambda: secrets.token_urlsafe(32),
     ) -> None:
         self.database = database
         self.hasher = hasher  # public: the HTTP layer wires its timing into the metrics
@@ -112,18 +92,10 @@ class AuthService:
         self.bus: RevocationBus | None = None  # that bus, when a server runs one (readiness)
         self.accounts = accounts
         self.admin = admin
-        self._refresh_ttl = refresh_ttl_seconds
-        self._refresh_idle = min(refresh_idle_ttl_seconds, refresh_ttl_seconds)
-        self._rotation = refresh_rotation
-        self._grace_seconds = refresh_grace_seconds
-        # Without rotation a retry presents a token that still works: no window is needed.
-        self._sealer = (
-            Sealer(grace_key) if grace_key and refresh_grace_seconds and refresh_rotation else None
-        )
+        self.refreshes = refreshes
         self._password_min = password_min_length
         self._password_max = password_max_length
         self._clock = clock
-        self._new_secret = new_secret
 
     async def aclose(self) -> None:
         """Release what the service holds beyond the database: the throttle's Redis pool and
@@ -221,7 +193,9 @@ class AuthService:
 
         now = int(self._clock())
         session_id = secrets.token_hex(16)
-        refresh_token = self._new_secret()
+        refresh_token = self.refreshes.new_token()
+        policy = self.refreshes.policy
+        session_expires_at = policy.session_expires_at(now)
         async with self.database.transaction() as tx:
             if upgraded is not None:
                 await tx.users.set_password_hash(user.id, upgraded)
@@ -229,16 +203,16 @@ class AuthService:
                 session_id,
                 user.id,
                 now=now,
-                expires_at=now + self._refresh_ttl,
+                expires_at=session_expires_at,
                 client_address=client,
                 user_agent=user_agent,
             )
             await tx.refresh_tokens.insert(
-                _digest(refresh_token),
+                digest(refresh_token),
                 session_id,
                 parent_id=None,
                 now=now,
-                expires_at=now + self._refresh_idle,
+                expires_at=policy.expires_at(now, session_expires_at),
             )
         security_log.info(
             "sign_in.succeeded", extra={"event": "sign_in.succeeded", "user_id": user.id}
@@ -246,153 +220,17 @@ class AuthService:
         access_token = self._tokens.issue(user.id, user.roles, session_id, auth_time=now)
         return SignedIn(user=user, tokens=TokenPair(access_token, refresh_token))
 
-    # -- refresh -------------------------------------------------------------
+    # -- refresh and sign-out (refresh.py) -------------------------------------
 
     async def refresh(self, refresh_token: str, *, client: str = "") -> TokenPair:
         """Spend ``refresh_token`` for a new pair; a spent token revokes its whole session."""
-        await self._throttle.refresh_attempt(client)
-        if not refresh_token or len(refresh_token) > _MAX_REFRESH_TOKEN:
-            raise InvalidRefreshTokenError()
-        now = int(self._clock())
-        token_hash = _digest(refresh_token)
-        successor = self._new_secret() if self._rotation else refresh_token
-        if self._rotation:
-            # The common case in as few round trips as the database allows. Anything else
-            # wrote nothing there, and is classified in full below, in its own transaction.
-            rotated = await self.database.rotate_refresh_token(
-                token_hash,
-                _digest(successor),
-                now=now,
-                idle_until=now + self._refresh_idle,
-                sealed_token=self._sealed(successor),
-            )
-            if rotated is not None:
-                return self._pair(*rotated, successor)
-        async with self.database.transaction() as tx:
-            record = await tx.refresh_tokens.find(token_hash)
-            outcome = await self._spend(tx, record, successor, now)
-        # Raised only after the commit: a revocation or a clean-up must persist.
-        if isinstance(outcome, AuthError):
-            raise outcome
-        return self._pair(*outcome)
-
-    def _pair(self, user: User, record: RefreshRecord, successor: str) -> TokenPair:
-        access = self._tokens.issue(
-            user.id, user.roles, record.session_id, auth_time=record.session_created_at
-        )
-        return TokenPair(access, successor)
-
-    def _sealed(self, successor: str) -> str | None:
-        """The successor sealed for the grace window, when there is one."""
-        return None if self._sealer is None else self._sealer.seal(successor.encode())
-
-    async def _spend(
-        self, tx: Transaction, record: RefreshRecord | None, successor: str, now: int
-    ) -> tuple[User, RefreshRecord, str] | AuthError:
-        if record is None:
-            return InvalidRefreshTokenError()
-        if record.session_revoked_at is not None:
-            return RefreshTokenRevokedError()
-        if record.used_at is not None:
-            return await self._spent_before(tx, record, now)
-        if record.expires_at <= now:
-            await tx.refresh_tokens.delete(record.id)
-            return RefreshTokenExpiredError()
-        # Each use buys one more idle period, never past the session's absolute expiry.
-        expires_at = min(now + self._refresh_idle, record.session_expires_at)
-        if self._rotation:
-            if not await tx.refresh_tokens.spend(record.id, now=now):
-                # A concurrent refresh spent it after our read (and has committed).
-                return await self._spent_before(tx, record, now)
-            await tx.refresh_tokens.insert(
-                _digest(successor),
-                record.session_id,
-                parent_id=record.id,
-                now=now,
-                expires_at=expires_at,
-                sealed_token=self._sealed(successor),
-            )
-        else:
-            await tx.refresh_tokens.extend(record.id, expires_at=expires_at)
-        return await self._owner(tx, record, successor, now)
-
-    async def _spent_before(
-        self, tx: Transaction, record: RefreshRecord, now: int
-    ) -> tuple[User, RefreshRecord, str] | AuthError:
-        """A token presented again: a retry within the grace window gets the successor it
-        already has (even if the token's own idle expiry passed since); otherwise it is
-        reuse, and the session ends."""
-        repeated = await self._within_grace(tx, record, now)
-        if repeated is not None:
-            security_log.info(
-                "refresh.repeated",
-                extra={
-                    "event": "refresh.repeated",
-                    "user_id": record.user_id,
-                    "session_id": record.session_id,
-                },
-            )
-            return await self._owner(tx, record, repeated, now)
-        if record.expires_at <= now:
-            await tx.refresh_tokens.delete(record.id)
-            return RefreshTokenExpiredError()
-        await self._revoke(tx, record.session_id, now)
-        security_log.warning(
-            "refresh.reuse_detected",
-            extra={
-                "event": "refresh.reuse_detected",
-                "user_id": record.user_id,
-                "session_id": record.session_id,
-            },
-        )
-        return RefreshTokenReusedError()
-
-    async def _owner(
-        self, tx: Transaction, record: RefreshRecord, successor: str, now: int
-    ) -> tuple[User, RefreshRecord, str] | AuthError:
-        user = await tx.users.get(record.user_id)
-        if user is None or not user.enabled:
-            await self._revoke(tx, record.session_id, now)
-            return RefreshTokenRevokedError()
-        await tx.sessions.touch(record.session_id, now=now)
-        return user, record, successor
-
-    async def _within_grace(self, tx: Transaction, record: RefreshRecord, now: int) -> str | None:
-        """The successor already issued for ``record``, if the grace window allows repeating it:
-        the token presented is the immediate parent of the newest token, which is unspent,
-        unexpired and was issued within the window. Anything older is reuse."""
-        if self._sealer is None:
-            return None
-        sealed = await tx.refresh_tokens.sealed_successor(
-            record.id, created_since=now - self._grace_seconds, now=now
-        )
-        opened = None if sealed is None else self._sealer.open(sealed)
-        return None if opened is None else opened.decode()
-
-    # -- sign-out ------------------------------------------------------------
+        return await self.refreshes.refresh(refresh_token, client=client)
 
     async def sign_out(self, refresh_token: str) -> None:
         """Revoke the session the token belongs to; unknown tokens are silently accepted."""
-        if not refresh_token or len(refresh_token) > _MAX_REFRESH_TOKEN:
-            return
-        now = int(self._clock())
-        async with self.database.transaction() as tx:
-            record = await tx.refresh_tokens.find(_digest(refresh_token))
-            if record is None or not await self._revoke(tx, record.session_id, now):
-                return
-        security_log.info(
-            "session.revoked",
-            extra={
-                "event": "session.revoked",
-                "user_id": record.user_id,
-                "session_id": record.session_id,
-            },
-        )
+        await self.refreshes.sign_out(refresh_token)
 
     # -- revocation ----------------------------------------------------------
-
-    async def _revoke(self, tx: Transaction, session_id: str, now: int) -> bool:
-        return await revoke_session(tx, self.revoked, session_id, now)
 
     async def sync_revocations(self) -> None:
         """Learn the revocations other processes committed (called periodically)."""
@@ -421,7 +259,9 @@ class AuthService:
         now = int(self._clock())
         async with self.database.transaction() as tx:
             removed = await tx.sessions.purge(now=now, keep_revoked_seconds=86400)
-            await tx.refresh_tokens.clear_sealed(created_before=now - self._grace_seconds)
+            await tx.refresh_tokens.clear_sealed(
+                created_before=now - self.refreshes.policy.grace_seconds
+            )
         if removed:
             logging.getLogger("authgate.runtime").info(
                 "purged %d sessions", removed, extra={"event": "sessions.purged"}

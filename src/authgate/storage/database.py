@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +18,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from authgate.errors import ConfigurationError, DatabaseRefusedError, StorageUnavailableError
-from authgate.models import RefreshRecord, User
 from authgate.private_files import create_private_file, make_private_dir
-from authgate.storage.refresh_tokens import (
-    ROTATE_IN_ONE_STATEMENT,
-    RefreshTokens,
-    rotated,
-    rotation_params,
-)
+from authgate.storage.refresh_tokens import RefreshTokens
 from authgate.storage.repositories import AuditLog, Sessions, SigningKeyRecords, Users
 
 _DRIVERS = {
@@ -231,6 +225,17 @@ def _reason(error: BaseException) -> str:
 
 
 @dataclass(frozen=True)
+class DriverStatement:
+    """A statement compiled once for the driver: its SQL and the order of its parameters."""
+
+    sql: str
+    names: tuple[str, ...]
+
+    def arguments(self, params: Mapping[str, object]) -> list[object]:
+        return [params[name] for name in self.names]
+
+
+@dataclass(frozen=True)
 class Transaction:
     """One unit of work: repositories over a single connection and transaction."""
 
@@ -245,7 +250,7 @@ class Transaction:
 class Database:
     """The service's handle on storage: opens transactions, hides engines and drivers.
 
-    Every unit of work (a transaction, or the one-statement rotation) finishes within
+    Every unit of work (a transaction, or one statement on the driver) finishes within
     ``timeout_seconds``, from waiting for a connection to the commit, or fails with
     StorageUnavailableError: a database that stops answering mid-query (a partition, a
     lock held elsewhere) costs a request that long, not as long as the partition lasts.
@@ -257,12 +262,6 @@ class Database:
         # SQLite has one writer: queue this process's writers here, where waiting is cheap,
         # instead of in SQLite's busy loop (which sleeps between retries and times out).
         self._writers = asyncio.Lock() if engine.dialect.name == "sqlite" else None
-        # PostgreSQL rotates a refresh token in one statement; as the driver's SQL and the
-        # order of its parameters.
-        self._rotation: tuple[str, Sequence[str]] | None = None
-        if engine.dialect.name == "postgresql":
-            compiled = ROTATE_IN_ONE_STATEMENT.compile(dialect=engine.dialect)
-            self._rotation = (str(compiled), compiled.positiontup or ())
 
     @classmethod
     def connect(
@@ -332,45 +331,27 @@ class Database:
                     audit=AuditLog(connection),
                 )
 
-    async def rotate_refresh_token(
-        self,
-        token_hash: str,
-        successor_hash: str,
-        *,
-        now: int,
-        idle_until: int,
-        sealed_token: str | None = None,
-    ) -> tuple[User, RefreshRecord] | None:
-        """``RefreshTokens.rotate`` as a unit of work of its own, with the same contract.
+    def on_driver(self, statement: sa.Select[Any]) -> DriverStatement | None:
+        """``statement`` compiled for ``fetch_on_driver``; None unless the backend is
+        PostgreSQL (asyncpg), the one driver it runs on."""
+        if self.backend != "postgresql":
+            return None
+        compiled = statement.compile(dialect=self.engine.dialect)
+        return DriverStatement(str(compiled), tuple(compiled.positiontup or ()))
 
-        On PostgreSQL it is one statement, atomic by itself, so it runs outside a transaction
-        (no BEGIN, no COMMIT) and straight on asyncpg: SQLAlchemy's work per statement cost
-        more than the database's (docs/benchmarks.md).
-        """
-        if self._rotation is None:
-            async with self.transaction() as tx:
-                return await tx.refresh_tokens.rotate(
-                    token_hash,
-                    successor_hash,
-                    now=now,
-                    idle_until=idle_until,
-                    sealed_token=sealed_token,
-                )
-        sql, names = self._rotation
-        params = rotation_params(
-            token_hash, successor_hash, now=now, idle_until=idle_until, sealed_token=sealed_token
-        )
-        rows = await self._fetch_on_driver(sql, [params[name] for name in names])
-        return rotated(rows, now) if rows else None
-
-    async def _fetch_on_driver(self, sql: str, args: Sequence[object]) -> list[Any]:
+    async def fetch_on_driver(
+        self, statement: DriverStatement, params: Mapping[str, object]
+    ) -> list[Any]:
         """The rows of one statement run by the driver on a pooled connection, outside any
-        transaction; a lost connection becomes StorageUnavailableError, as elsewhere."""
+        transaction, so it must be atomic by itself (one statement is): no BEGIN, no COMMIT,
+        and none of SQLAlchemy's work per statement, which cost more than the database's
+        (docs/benchmarks.md). A lost connection becomes StorageUnavailableError, as
+        elsewhere; the unit of work is bounded like a transaction."""
         async with self.bounded(), unavailable_as_error(self.engine.url):
             pooled = await self.engine.raw_connection()
             driver: Any = pooled.driver_connection
             try:
-                rows: list[Any] = await driver.fetch(sql, *args)
+                rows: list[Any] = await driver.fetch(statement.sql, *statement.arguments(params))
             except BaseException as error:
                 lost = isinstance(error, Exception) and driver.is_closed()
                 # A failed or interrupted statement leaves the connection in doubt: discard

@@ -1,4 +1,4 @@
-"""Refresh tokens: finding, spending and rotating them. Never commits."""
+"""Refresh tokens: finding and spending them, and the refresh rule's SQL form. Never commits."""
 
 from __future__ import annotations
 
@@ -9,21 +9,63 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authgate.models import RefreshRecord, User
-from authgate.storage.repositories import ROLE_BY_ID, TOUCH_SESSION
-from authgate.storage.tables import refresh_tokens, sessions, user_roles, users
+from authgate.refresh_rule import LIVENESS, Check, Condition, capped
+from authgate.storage.repositories import ROLE_BY_ID
+from authgate.storage.tables import refresh_tokens, sessions, users
+
+# -- the refresh rule in SQL -----------------------------------------------------------------
+# refresh_rule.LIVENESS names fields; these are their columns. The fast statements' WHERE is
+# generated from the conditions, and ``find`` selects the same columns under the same names,
+# so the detailed path evaluates the very conditions the fast statements test.
+
+#: The column behind each field of the refresh rule.
+RULE_COLUMNS: dict[str, sa.ColumnElement[Any]] = {
+    "session_revoked_at": sessions.c.revoked_at,
+    "used_at": refresh_tokens.c.used_at,
+    "expires_at": refresh_tokens.c.expires_at,
+    "session_expires_at": sessions.c.expires_at,
+    "owner_enabled": users.c.enabled,
+}
+NOW = sa.bindparam("now", type_=sa.BigInteger)
+IDLE_UNTIL = sa.bindparam("idle_until", type_=sa.BigInteger)
+
+
+def sql_condition(condition: Condition, now: sa.ColumnElement[int]) -> sa.ColumnElement[bool]:
+    column = RULE_COLUMNS[condition.field]
+    if condition.check is Check.UNSET:
+        return column.is_(None)
+    if condition.check is Check.AFTER_NOW:
+        return column > now
+    return column == sa.true()
+
+
+#: The token presented is live: ``refresh_rule.LIVENESS``, as a WHERE.
+LIVE = (
+    refresh_tokens.c.token_hash == sa.bindparam("presented_hash"),
+    *(sql_condition(condition, NOW) for condition in LIVENESS),
+)
+
+
+def _sql_earlier(a: sa.ColumnElement[int], b: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
+    """``refresh_rule.earlier`` in SQL: a CASE, which every backend has (``least`` is not
+    SQLite's)."""
+    return sa.case((a <= b, a), else_=b)
+
+
+def sql_expires_at(session_expires_at: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
+    """``RefreshPolicy.expires_at`` in SQL, for a token touched at ``:idle_until - idle``."""
+    return capped(IDLE_UNTIL, session_expires_at, _sql_earlier)
+
 
 _FIND_REFRESH = (
     sa.select(
         refresh_tokens.c.id,
         refresh_tokens.c.session_id,
         sessions.c.user_id,
-        refresh_tokens.c.expires_at,
-        refresh_tokens.c.used_at,
-        sessions.c.expires_at.label("session_expires_at"),
         sessions.c.created_at.label("session_created_at"),
-        sessions.c.revoked_at,
+        *(column.label(field) for field, column in RULE_COLUMNS.items()),
     )
-    .select_from(refresh_tokens.join(sessions))
+    .select_from(refresh_tokens.join(sessions).outerjoin(users))
     .where(refresh_tokens.c.token_hash == sa.bindparam("token_hash"))
 )
 _SPEND_REFRESH = (
@@ -32,19 +74,14 @@ _SPEND_REFRESH = (
     .values(used_at=sa.bindparam("now"), sealed_token=None)
 )
 
-# -- the common case of a refresh ------------------------------------------------------------
-# The token unspent and unexpired, its session unrevoked, its owner enabled: one condition
-# for every backend. Anything else is classified in full by the detailed path (``find``,
-# ``spend``, ``Users.get``), which knows what went wrong.
-_NOW = sa.bindparam("now", type_=sa.BigInteger)
-_LIVE = (
-    refresh_tokens.c.token_hash == sa.bindparam("presented_hash"),
-    refresh_tokens.c.used_at.is_(None),
-    refresh_tokens.c.expires_at > _NOW,
-    sessions.c.revoked_at.is_(None),
-    users.c.enabled,
+_EXTEND_REFRESH = (
+    refresh_tokens.update()
+    .where(refresh_tokens.c.id == sa.bindparam("token_id"))
+    .values(expires_at=sa.bindparam("new_expires_at", type_=sa.BigInteger))
 )
-_ROTATED_COLUMNS = (
+
+#: What the fast statements return: the token, its session and its owner (one row per role).
+LIVE_COLUMNS = (
     refresh_tokens.c.id,
     refresh_tokens.c.session_id,
     refresh_tokens.c.expires_at,
@@ -55,66 +92,18 @@ _ROTATED_COLUMNS = (
     users.c.email,
     users.c.password_hash,
 )
-_FIND_LIVE = (
-    sa.select(*_ROTATED_COLUMNS, user_roles.c.role_id)
-    .select_from(refresh_tokens.join(sessions).join(users).outerjoin(user_roles))
-    .where(*_LIVE)
-)
-_INSERT_REFRESH = refresh_tokens.insert()
 
 
-def _rotate_in_one_statement() -> sa.Select[Any]:
-    """PostgreSQL: claim, successor and touch as data-modifying CTEs, one round trip.
-
-    The claim is the detailed path's atomic ``UPDATE ... WHERE used_at IS NULL`` with the
-    rest of the condition added; the successor and the touch read only its output, so they
-    happen exactly when it does. One row per role of the owner (at least one).
-    """
-    claimed = (
-        refresh_tokens.update()
-        .where(
-            sessions.c.id == refresh_tokens.c.session_id,
-            users.c.id == sessions.c.user_id,
-            *_LIVE,
-        )
-        .values(used_at=_NOW, sealed_token=sa.null())
-        .returning(*_ROTATED_COLUMNS)
-        .cte("claimed")
-    )
-    successor = _INSERT_REFRESH.from_select(
-        ["token_hash", "session_id", "parent_id", "created_at", "expires_at", "sealed_token"],
-        sa.select(
-            sa.bindparam("successor_hash", type_=sa.String),
-            claimed.c.session_id,
-            claimed.c.id,
-            _NOW,
-            sa.func.least(
-                sa.bindparam("idle_until", type_=sa.BigInteger), claimed.c.session_expires_at
-            ),
-            sa.bindparam("successor_sealed", type_=sa.Text),
-        ),
-    ).cte("successor")
-    touched = (
-        sessions.update()
-        .where(sessions.c.id == claimed.c.session_id)
-        .values(last_used_at=_NOW)
-        .cte("touched")
-    )
-    return (
-        sa.select(claimed, user_roles.c.role_id)
-        .select_from(claimed.outerjoin(user_roles, user_roles.c.user_id == claimed.c.user_id))
-        .add_cte(successor, touched)
-    )
-
-
-ROTATE_IN_ONE_STATEMENT = _rotate_in_one_statement()
-
-
-def rotation_params(
-    token_hash: str, successor_hash: str, *, now: int, idle_until: int, sealed_token: str | None
+def fast_params(
+    token_hash: str,
+    *,
+    now: int,
+    idle_until: int,
+    successor_hash: str | None = None,
+    sealed_token: str | None = None,
 ) -> dict[str, Any]:
-    """The parameters of the rotation statements. Named unlike any column: an UPDATE takes
-    a parameter named after one of its table's columns as a value to SET."""
+    """The parameters of the fast statements. Named unlike any column: an UPDATE takes a
+    parameter named after one of its table's columns as a value to SET."""
     return {
         "presented_hash": token_hash,
         "successor_hash": successor_hash,
@@ -124,18 +113,21 @@ def rotation_params(
     }
 
 
-def rotated(rows: Sequence[Mapping[Any, Any]], now: int) -> tuple[User, RefreshRecord]:
-    """The owner and the spent token, from the rotation's rows (one per role)."""
+def live_record(
+    rows: Sequence[Mapping[Any, Any]], *, used_at: int | None
+) -> tuple[User, RefreshRecord]:
+    """The owner and the token, from a fast statement's rows (one per role)."""
     row = rows[0]
     record = RefreshRecord(
         id=row["id"],
         session_id=row["session_id"],
         user_id=row["user_id"],
         expires_at=row["expires_at"],
-        used_at=now,
+        used_at=used_at,
         session_expires_at=row["session_expires_at"],
         session_created_at=row["session_created_at"],
         session_revoked_at=None,
+        owner_enabled=True,
     )
     user = User(
         id=row["user_id"],
@@ -212,46 +204,9 @@ class RefreshTokens:
             used_at=row.used_at,
             session_expires_at=row.session_expires_at,
             session_created_at=row.session_created_at,
-            session_revoked_at=row.revoked_at,
+            session_revoked_at=row.session_revoked_at,
+            owner_enabled=bool(row.owner_enabled),
         )
-
-    async def rotate(
-        self,
-        token_hash: str,
-        successor_hash: str,
-        *,
-        now: int,
-        idle_until: int,
-        sealed_token: str | None = None,
-    ) -> tuple[User, RefreshRecord] | None:
-        """The common case of a refresh: spend a live token (unspent, unexpired, its session
-        unrevoked, its owner enabled), store its successor, which expires at ``idle_until`` or
-        with its session, whichever is first, and stamp the session's last use.
-
-        None, with nothing written, for anything else (unknown, spent, expired, revoked,
-        disabled, or a concurrent refresh won): the caller then classifies the token in full.
-        Four statements; ``Database.rotate_refresh_token`` does it in one on PostgreSQL.
-        """
-        params = rotation_params(
-            token_hash, successor_hash, now=now, idle_until=idle_until, sealed_token=sealed_token
-        )
-        rows = (await self._c.execute(_FIND_LIVE, params)).mappings().all()
-        if not rows or not await self.spend(rows[0]["id"], now=now):
-            return None
-        user, record = rotated(rows, now)
-        await self._c.execute(
-            _INSERT_REFRESH,
-            {
-                "token_hash": successor_hash,
-                "session_id": record.session_id,
-                "parent_id": record.id,
-                "created_at": now,
-                "expires_at": min(idle_until, record.session_expires_at),
-                "sealed_token": sealed_token,
-            },
-        )
-        await self._c.execute(TOUCH_SESSION, {"session_id": record.session_id, "now": now})
-        return user, record
 
     async def spend(self, token_id: int, *, now: int) -> bool:
         """Mark the token used; False if someone else already did (one atomic statement)."""
@@ -263,8 +218,4 @@ class RefreshTokens:
 
     async def extend(self, token_id: int, *, expires_at: int) -> None:
         """Move a reusable token's idle expiry (rotation off)."""
-        await self._c.execute(
-            refresh_tokens.update()
-            .where(refresh_tokens.c.id == token_id)
-            .values(expires_at=expires_at)
-        )
+        await self._c.execute(_EXTEND_REFRESH, {"token_id": token_id, "new_expires_at": expires_at})
