@@ -1,23 +1,29 @@
 """One worker count's run: the servers, the scenarios in order, the targets in the issue's order.
 
 Starts the baseline and authgate on SQLite, then authgate on PostgreSQL when the plan has a
-URL, and hands each server to the scenario modules (``gets``, ``sign_in``, ``refresh``).
+URL, and hands each server to the scenario modules (``gets``, ``sign_in``, ``refresh``); a
+second authgate on the same database, with rotation off, for the refresh that re-sends one
+token. Then compares SQLite with PostgreSQL.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import gets
 import refresh
 import seed
 import sign_in
-from harness import Harness, mib
+from harness import Harness, all_clean, mib, rate_ratio
 from load import Result
 from plan import (
     DEFAULTS,
     GET_CONNECTIONS,
     REFRESH_CONNECTIONS,
+    SCENARIOS,
     SIGN_IN_CONNECTIONS,
     THREADS,
     USERS,
@@ -53,6 +59,22 @@ class Bench:
         migrate(env, self.workdir)
         return start_authgate(env, self.workdir, workers=self.workers, name=name), data_dir
 
+    def _without_rotation(
+        self, name: str, data_dir: Path, database_url: str | None
+    ) -> Callable[[], AbstractContextManager[Server]] | None:
+        """Another authgate on the same database that does not rotate refresh tokens."""
+        if not self.plan.runs("no-rotation"):
+            return None
+
+        def start() -> Server:
+            env = self._env(data_dir, database_url)
+            env["AUTHGATE_REFRESH_ROTATION"] = "false"
+            return start_authgate(
+                env, self.workdir, workers=self.workers, name=f"{name}-no-rotation"
+            )
+
+        return start
+
     def run(self) -> Report:
         plan = self.plan
         verify = seed.argon2_verify_seconds(
@@ -69,34 +91,43 @@ class Bench:
         )
         self.report.context.append(
             f"wrk: {THREADS} threads; {GET_CONNECTIONS} connections for GETs, "
-            f"{SIGN_IN_CONNECTIONS} for sign-in, {REFRESH_CONNECTIONS} for refresh; "
-            f"{self.plan.duration_seconds} s per run; the four GET scenarios are the median of "
-            f"{self.plan.rounds} interleaved rounds of {self.plan.round_seconds} s each"
+            f"{SIGN_IN_CONNECTIONS} for sign-in and sign-up, {REFRESH_CONNECTIONS} for refresh; "
+            f"{plan.duration_seconds} s per run; the four GET scenarios are the median of "
+            f"{plan.rounds} interleaved rounds of {plan.round_seconds} s each, the probe the "
+            f"median p99 of {plan.rounds} interleaved rounds (idle, burst, control)"
         )
-        with start_baseline(self.workdir, workers=self.workers) as baseline:
-            sqlite = self._sqlite(baseline, bound)
-        postgres = self._postgres(bound) if self.plan.postgres_url else None
-        self._finish_targets(sqlite, postgres)
+        if plan.only != frozenset(SCENARIOS):
+            self.report.context.append(f"only: {', '.join(sorted(plan.only))}")
+        if plan.runs("gets"):
+            with start_baseline(self.workdir, workers=self.workers) as baseline:
+                sqlite = self._sqlite(baseline, bound)
+        else:
+            sqlite = self._sqlite(None, bound)
+        postgres = self._postgres(bound) if plan.postgres_url else None
+        self._compare(sqlite, postgres)
+        self._finish_targets()
         return self.report
 
-    def _sqlite(self, baseline: Server, bound: float) -> dict[str, Result]:
+    def _sqlite(self, baseline: Server | None, bound: float) -> dict[str, Result]:
         server, data_dir = self._authgate("sqlite", None)
+        database = data_dir / "authgate.db"
         with server:
             accounts = seed.sign_up(server.base_url, USERS)
             token = seed.access_token(server.base_url, accounts)
-            found = gets.measure(self.harness, baseline, server, accounts, token)
-            gets.measure_memory(self.harness, server, accounts, found["unique"])
-            found.update(
-                sign_in.measure(self.harness, server, accounts, "SQLite", bound, probe=token)
-            )
-            found.update(
-                refresh.measure(
-                    self.harness,
-                    server,
-                    accounts,
+            if baseline is not None:
+                measured = gets.measure(self.harness, baseline, server, accounts, token)
+                gets.measure_memory(self.harness, server, accounts, measured["unique"])
+            found = self._scenarios(
+                server,
+                accounts,
+                bound,
+                refresh.Refresh(
                     "SQLite",
-                    lambda: self._seed_sqlite(data_dir, accounts),
-                )
+                    lambda: seed.seed_sqlite(database, accounts.user_id, self.plan.stored_tokens),
+                    refresh.sqlite_floor(self.harness, database),
+                    self._without_rotation("sqlite", data_dir, None),
+                ),
+                probe=token,
             )
             self.report.memory.append(
                 MemoryRow("peak (VmHWM) after every scenario", "SQLite", mib(server.memory(), True))
@@ -105,19 +136,19 @@ class Bench:
 
     def _postgres(self, bound: float) -> dict[str, Result]:
         with seed.postgres_database(self.plan.postgres_url) as url:
-            server, _ = self._authgate("postgres", url)
+            server, data_dir = self._authgate("postgres", url)
             with server:
                 accounts = seed.sign_up(server.base_url, USERS)
-                found = sign_in.measure(self.harness, server, accounts, "PostgreSQL", bound)
-                found.update(
-                    refresh.measure(
-                        self.harness,
-                        server,
-                        accounts,
+                found = self._scenarios(
+                    server,
+                    accounts,
+                    bound,
+                    refresh.Refresh(
                         "PostgreSQL",
                         lambda: seed.seed_postgres(url, accounts.user_id, self.plan.stored_tokens),
-                        raw_url=url,
-                    )
+                        refresh.asyncpg_floor(self.harness, url),
+                        self._without_rotation("postgres", data_dir, url),
+                    ),
                 )
                 self.report.memory.append(
                     MemoryRow(
@@ -128,42 +159,95 @@ class Bench:
                 )
         return found
 
-    def _seed_sqlite(self, data_dir: Path, accounts: seed.Accounts) -> None:
-        seed.seed_sqlite(data_dir / "authgate.db", accounts.user_id, self.plan.stored_tokens)
+    def _scenarios(
+        self,
+        server: Server,
+        accounts: seed.Accounts,
+        bound: float,
+        refreshing: refresh.Refresh,
+        *,
+        probe: str | None = None,
+    ) -> dict[str, Result]:
+        """Sign-in, the probe (with access token ``probe``), sign-up, refresh: those the plan
+        runs, in that order."""
+        plan, backend = self.plan, refreshing.backend
+        found: dict[str, Result] = {}
+        if plan.runs("sign-in"):
+            found["sign_in"] = sign_in.measure(self.harness, server, accounts, backend, bound)
+        if probe is not None and plan.runs("probe"):
+            found.update(sign_in.probe(self.harness, server, accounts, probe))
+        if plan.runs("sign-up"):
+            found["sign_up"] = sign_in.measure_sign_up(
+                self.harness, server, backend, accounts.password, bound
+            )
+        if plan.runs("refresh", "no-rotation", "stored"):
+            if not plan.runs("refresh"):
+                refreshing = dataclasses.replace(refreshing, floor=None)
+            found.update(
+                refresh.measure(
+                    self.harness, server, accounts, refreshing, stored=plan.runs("stored")
+                )
+            )
+        return found
 
-    def _finish_targets(
-        self, sqlite: dict[str, Result], postgres: dict[str, Result] | None
-    ) -> None:
-        """Mark PostgreSQL's targets "not run" without a URL; order targets as the issue does."""
-        if postgres is None:
-            self.report.targets += [
+    def _compare(self, sqlite: dict[str, Result], postgres: dict[str, Result] | None) -> None:
+        """SQLite against PostgreSQL, same run: the embedded default must not be the slowest."""
+        stored = f"refresh with {self.plan.stored_tokens:,} stored tokens"
+        for key, name, group in (
+            ("sign_in", "sign-in", "sign-in"),
+            ("sign_up", "sign-up", "sign-up"),
+            ("refresh", "refresh", "refresh"),
+            ("refresh_full", stored, "stored"),
+        ):
+            if not self.plan.runs(group):
+                continue
+            title = f"{name}, SQLite / PostgreSQL"
+            if postgres is None:
+                self.report.targets.append(Target(title, 1.0, None, "no PostgreSQL URL"))
+                continue
+            mine, theirs = sqlite.get(key), postgres.get(key)
+            self.report.targets.append(
                 Target(
-                    "sign-in (PostgreSQL) / (workers / argon2 verify time)",
-                    0.8,
-                    None,
-                    "no PostgreSQL URL",
-                ),
-                Target(
-                    "refresh (PostgreSQL) / raw asyncpg rotation", 0.5, None, "no PostgreSQL URL"
-                ),
-                Target(
-                    "refresh with stored tokens / empty table (PostgreSQL)",
-                    0.9,
-                    None,
-                    "no PostgreSQL URL",
-                ),
-            ]
+                    title,
+                    1.0,
+                    rate_ratio(mine, theirs),
+                    f"{mine.rate if mine else 0:,.1f} / {theirs.rate if theirs else 0:,.1f} req/s",
+                    clean=all_clean(mine, theirs),
+                )
+            )
+
+    def _finish_targets(self) -> None:
+        """Mark PostgreSQL's own targets "not run" without a URL; order targets as the issue
+        does."""
+        if not self.plan.postgres_url:
+            stored = f"refresh with {self.plan.stored_tokens:,} stored tokens"
+            for group, name, required in (
+                ("sign-in", "sign-in (PostgreSQL) / (workers / argon2 verify time)", 0.8),
+                ("refresh", "refresh (PostgreSQL) / raw asyncpg rotation", 0.5),
+                ("stored", f"{stored} / empty table (PostgreSQL)", 0.9),
+                ("no-rotation", "refresh, rotation off / rotation on (PostgreSQL)", 1.0),
+            ):
+                if self.plan.runs(group):
+                    self.report.targets.append(Target(name, required, None, "no PostgreSQL URL"))
         order = [
             "public",
             "reused",
             "unique",
             "sign-in (SQLite)",
             "sign-in (PostgreSQL)",
+            "sign-in, SQLite",
+            "sign-up, SQLite",
             "probe",
             "worker memory",
-            "refresh (PostgreSQL)",
-            "(SQLite)",
-            "(PostgreSQL)",
+            "refresh (PostgreSQL) / raw",
+            "refresh (SQLite) / raw",
+            "(SQLite) / raw",
+            "refresh, SQLite",
+            "stored tokens, SQLite",
+            "empty table (SQLite)",
+            "empty table (PostgreSQL)",
+            "rotation on (SQLite)",
+            "rotation on (PostgreSQL)",
         ]
 
         def rank(target: Target) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from authgate.config import Settings
 
@@ -12,6 +12,8 @@ THREADS = 2  # wrk threads for every multi-connection run
 GET_CONNECTIONS = 64
 SIGN_IN_CONNECTIONS = 32
 REFRESH_CONNECTIONS = 32
+#: The groups of scenarios ``--only`` can pick, in the order they run on each backend.
+SCENARIOS = ("gets", "sign-in", "probe", "sign-up", "refresh", "no-rotation", "stored")
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,11 @@ class Plan:
     postgres_url: str
     argon2_memory_kib: int = DEFAULTS.argon2_memory_kib
     argon2_time_cost: int = DEFAULTS.argon2_time_cost
+    only: frozenset[str] = field(default_factory=lambda: frozenset(SCENARIOS))
+
+    def runs(self, *scenarios: str) -> bool:
+        """Whether any of ``scenarios`` (names from ``SCENARIOS``) is part of this run."""
+        return any(name in self.only for name in scenarios)
 
     @property
     def quick(self) -> bool:

@@ -1,4 +1,5 @@
-"""Refresh with rotation, on an empty table and with stored tokens; the raw asyncpg floor."""
+"""Refresh: with rotation on an empty table and with stored tokens, beside its raw floor (asyncpg
+on PostgreSQL, the stdlib ``sqlite3`` on SQLite); and without rotation, one token re-sent."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 
 import seed
@@ -19,66 +22,95 @@ from servers import Server
 HERE = Path(__file__).resolve().parent
 
 
+@dataclass(frozen=True)
+class Floor:
+    """The same rotation without HTTP, run on the server's own database."""
+
+    name: str  # in the targets: "raw asyncpg rotation"
+    label: str  # the row
+    run: Callable[[], Result]
+    when_stored: bool  # run it again after the stored tokens are written
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """What one backend's refresh scenarios need besides the server."""
+
+    backend: str
+    store: Callable[[], None]  # writes the stored tokens
+    floor: Floor | None
+    #: Another authgate on the same database with AUTHGATE_REFRESH_ROTATION=false, or None.
+    without_rotation: Callable[[], AbstractContextManager[Server]] | None
+
+
+def _rotating(
+    harness: Harness, server: Server, accounts: seed.Accounts, duration: int | None
+) -> Result:
+    tokens = seed.refresh_tokens(server.base_url, accounts, 2 * REFRESH_CONNECTIONS)
+    path = seed.write_lines(tokens, harness.file("refresh"))
+    return harness.load(
+        server,
+        "/api/auth/refreshtoken",
+        "refresh",
+        connections=REFRESH_CONNECTIONS,
+        duration=duration,
+        args=[str(path), str(THREADS)],
+    ).result()
+
+
+def _same_token(
+    harness: Harness, server: Server, accounts: seed.Accounts, duration: int | None
+) -> Result:
+    path = seed.write_lines(
+        seed.refresh_tokens(server.base_url, accounts, 1), harness.file("same-token")
+    )
+    return harness.load(
+        server,
+        "/api/auth/refreshtoken",
+        "refresh_same",
+        connections=REFRESH_CONNECTIONS,
+        duration=duration,
+        args=[str(path)],
+    ).result()
+
+
 def measure(
     harness: Harness,
     server: Server,
     accounts: seed.Accounts,
-    backend: str,
-    store: Callable[[], None],
+    refresh: Refresh,
     *,
-    raw_url: str | None = None,
+    stored: bool = True,
 ) -> dict[str, Result]:
-    """Refresh on the empty table, ``store()`` the stored tokens, refresh again.
+    """Refresh on the empty table and its floor; without rotation (when asked); then
+    ``store()`` the stored tokens and refresh again (and the floor again, when asked).
 
-    With ``raw_url`` (PostgreSQL), the raw asyncpg loop runs on that database right after
-    the empty-table refresh.
+    Returns the results by name: ``refresh``, ``floor``, ``no_rotation``, ``refresh_full``,
+    ``floor_full`` (those that ran).
     """
     plan = harness.plan
-
-    def refresh(duration: int | None = None) -> Result:
-        tokens = seed.refresh_tokens(server.base_url, accounts, 2 * REFRESH_CONNECTIONS)
-        path = seed.write_lines(tokens, harness.file("refresh"))
-        return harness.load(
-            server,
-            "/api/auth/refreshtoken",
-            "refresh",
-            connections=REFRESH_CONNECTIONS,
-            duration=duration,
-            args=[str(path), str(THREADS)],
-        ).result()
-
+    backend = refresh.backend
     if not plan.quick:
-        refresh(2)  # the pool's connections and the prepared statements; not measured
-    empty = refresh()
+        _rotating(harness, server, accounts, 2)  # the pool's connections; not measured
+    empty = _rotating(harness, server, accounts, None)
     harness.add(Row("refresh with rotation", backend, empty))
-    found = {f"refresh_{backend}": empty}
-    if raw_url is not None:
-        raw = _raw_rotation(harness, raw_url)
-        harness.add(
-            Row(
-                f"raw asyncpg rotation loop, concurrency {REFRESH_CONNECTIONS} (no HTTP)",
-                backend,
-                raw,
-                f"authgate refresh = {format_ratio(empty.rate, raw.rate)} x this",
-            )
+    found = {"refresh": empty}
+    if refresh.floor is not None:
+        found["floor"] = _floor(harness, refresh.floor, backend, empty, None)
+    if refresh.without_rotation is not None:
+        found["no_rotation"] = _without_rotation(
+            harness, refresh.without_rotation, accounts, backend, empty
         )
-        harness.report.targets.append(
-            Target(
-                "refresh (PostgreSQL) / raw asyncpg rotation",
-                0.5,
-                rate_ratio(empty, raw),
-                f"{empty.rate:,.0f} / {raw.rate:,.0f} rotations/s",
-                clean=empty.clean,
-            )
-        )
+    if not stored:
+        return found
     started = time.monotonic()
-    store()
+    refresh.store()
     seeded_seconds = time.monotonic() - started
-    stored = plan.stored_tokens
-    full = refresh()
+    count = plan.stored_tokens
+    full = _rotating(harness, server, accounts, None)
     harness.add(
         Row(
-            f"refresh with rotation, {stored:,} stored tokens",
+            f"refresh with rotation, {count:,} stored tokens",
             backend,
             full,
             f"{format_ratio(full.rate, empty.rate)} x empty table; "
@@ -87,39 +119,139 @@ def measure(
     )
     harness.report.targets.append(
         Target(
-            f"refresh with {stored:,} stored tokens / empty table ({backend})",
+            f"refresh with {count:,} stored tokens / empty table ({backend})",
             0.9,
             rate_ratio(full, empty),
             f"{full.rate:,.0f} / {empty.rate:,.0f} req/s",
             clean=all_clean(full, empty),
         )
     )
-    found[f"refresh_full_{backend}"] = full
+    found["refresh_full"] = full
+    if refresh.floor is not None and refresh.floor.when_stored:
+        found["floor_full"] = _floor(harness, refresh.floor, backend, full, count)
     return found
 
 
-def _raw_rotation(harness: Harness, url: str) -> Result:
-    """benchmarks/raw_rotation.py in one process per worker, sharing the concurrency."""
-    plan = harness.plan
-    start_at = time.time() + (
-        1 if plan.quick else 3
-    )  # after every process has connected and set up its chains
-    processes = [
-        subprocess.Popen(  # noqa: S603 - our own interpreter and script
-            [
-                *(sys.executable, str(HERE / "raw_rotation.py"), "--url", url),
-                *("--concurrency", str(REFRESH_CONNECTIONS // harness.workers)),
-                *("--duration", str(plan.duration_seconds)),
-                *("--start-at", str(start_at)),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
+def _floor(
+    harness: Harness, floor: Floor, backend: str, authgate: Result, stored: int | None
+) -> Result:
+    raw = floor.run()
+    tokens = "" if stored is None else f" with {stored:,} stored tokens"
+    harness.add(
+        Row(
+            f"{floor.label}{tokens}",
+            backend,
+            raw,
+            f"authgate refresh = {format_ratio(authgate.rate, raw.rate)} x this",
         )
-        for _ in range(harness.workers)
+    )
+    harness.report.targets.append(
+        Target(
+            f"refresh{tokens} ({backend}) / {floor.name}",
+            0.5,
+            rate_ratio(authgate, raw),
+            f"{authgate.rate:,.0f} / {raw.rate:,.0f} rotations/s",
+            clean=authgate.clean,
+        )
+    )
+    return raw
+
+
+def _without_rotation(
+    harness: Harness,
+    start: Callable[[], AbstractContextManager[Server]],
+    accounts: seed.Accounts,
+    backend: str,
+    rotating: Result,
+) -> Result:
+    """One refresh token, re-sent from every connection, by a server that does not rotate."""
+    with start() as server:
+        if not harness.plan.quick:
+            _same_token(harness, server, accounts, 2)  # the pool's connections; not measured
+        result = _same_token(harness, server, accounts, None)
+    harness.add(
+        Row(
+            f"refresh, rotation off, one token re-sent by all {REFRESH_CONNECTIONS} connections",
+            backend,
+            result,
+            f"{format_ratio(result.rate, rotating.rate)} x rotation on",
+        )
+    )
+    harness.report.targets.append(
+        Target(
+            f"refresh, rotation off / rotation on ({backend})",
+            1.0,
+            rate_ratio(result, rotating),
+            f"{result.rate:,.0f} / {rotating.rate:,.0f} req/s",
+            clean=all_clean(result, rotating),
+        )
+    )
+    return result
+
+
+def _start_at(harness: Harness) -> float:
+    """When the floor's processes start rotating: after every one has set up its chains."""
+    return time.time() + (1 if harness.plan.quick else 3)
+
+
+def asyncpg_floor(harness: Harness, url: str) -> Floor:
+    """benchmarks/raw_rotation.py in one process per worker, sharing the concurrency."""
+
+    def run() -> Result:
+        start_at = _start_at(harness)
+        return _run_floor(
+            [
+                [
+                    *(sys.executable, str(HERE / "raw_rotation.py"), "--url", url),
+                    *("--concurrency", str(REFRESH_CONNECTIONS // harness.workers)),
+                    *("--duration", str(harness.plan.duration_seconds)),
+                    *("--start-at", str(start_at)),
+                ]
+                for _ in range(harness.workers)
+            ]
+        )
+
+    return Floor(
+        "raw asyncpg rotation",
+        f"raw asyncpg rotation loop, concurrency {REFRESH_CONNECTIONS} (no HTTP)",
+        run,
+        when_stored=False,
+    )
+
+
+def sqlite_floor(harness: Harness, database: Path) -> Floor:
+    """benchmarks/raw_sqlite_rotation.py: one process, whatever the worker count (SQLite
+    has one writer at a time)."""
+
+    def run() -> Result:
+        return _run_floor(
+            [
+                [
+                    *(sys.executable, str(HERE / "raw_sqlite_rotation.py")),
+                    *("--database", str(database)),
+                    *("--chains", str(REFRESH_CONNECTIONS)),
+                    *("--duration", str(harness.plan.duration_seconds)),
+                    *("--start-at", str(_start_at(harness))),
+                ]
+            ]
+        )
+
+    return Floor(
+        "raw sqlite3 rotation",
+        f"raw sqlite3 rotation loop, {REFRESH_CONNECTIONS} chains in turn, one process (no HTTP)",
+        run,
+        when_stored=True,
+    )
+
+
+def _run_floor(commands: list[list[str]]) -> Result:
+    processes = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # noqa: S603 - our scripts
+        for command in commands
     ]
     outputs = [json.loads(process.communicate()[0]) for process in processes]
     if any(process.returncode for process in processes):
-        raise RuntimeError("benchmarks/raw_rotation.py failed")
+        raise RuntimeError(f"the raw rotation loop failed: {commands[0]}")
     return Result(
         requests=sum(int(out["rotations"]) for out in outputs),
         seconds=max(float(out["seconds"]) for out in outputs),

@@ -50,6 +50,15 @@ class MemoryRow:
     mib: Sequence[float]  # one figure per worker process
 
 
+@dataclass(frozen=True)
+class SignInFigure:
+    """Sign-in throughput against its bound (workers / argon2 verify time)."""
+
+    backend: str
+    rate: float
+    bound: float
+
+
 @dataclass
 class Report:
     workers: int
@@ -58,6 +67,7 @@ class Report:
     targets: list[Target] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
     memory: list[MemoryRow] = field(default_factory=list)
+    sign_ins: list[SignInFigure] = field(default_factory=list)
 
     def met(self) -> int:
         return sum(target.status == "met" for target in self.targets)
@@ -137,3 +147,27 @@ def render(report: Report, *, markdown: bool) -> str:
         table(MEMORY_HEADER, [_memory_cells(row) for row in report.memory]),
     ]
     return "\n\n".join(part for part in parts if part) + "\n"
+
+
+def render_sign_ins(reports: Sequence[Report], *, markdown: bool) -> str:
+    """Sign-in by worker count against its bound, and against one worker's total: what to
+    run on this machine."""
+    one = {f.backend: f.rate for r in reports if r.workers == 1 for f in r.sign_ins}
+    rows = [
+        [
+            str(report.workers),
+            figure.backend,
+            f"{figure.rate:,.1f}",
+            f"{figure.bound:,.1f}",
+            f"{figure.rate / figure.bound:.2f}",
+            format(figure.rate / one[figure.backend], ".2f") if one.get(figure.backend) else "-",
+        ]
+        for report in reports
+        for figure in report.sign_ins
+    ]
+    if not rows:
+        return ""
+    header = ["workers", "database", "sign-ins/s", "bound", "x bound", "x one worker"]
+    title = "Sign-in by worker count (bound: workers / argon2 verify time)"
+    table = _markdown_table if markdown else _text_table
+    return (f"### {title}" if markdown else f"== {title} ==") + "\n\n" + table(header, rows) + "\n"

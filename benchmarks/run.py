@@ -21,8 +21,8 @@ from pathlib import Path
 import seed
 from bench import Bench
 from load import ensure_wrk
-from plan import DEFAULTS, Plan
-from report import render
+from plan import DEFAULTS, SCENARIOS, Plan
+from report import render, render_sign_ins
 
 HERE = Path(__file__).resolve().parent
 
@@ -98,6 +98,14 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="a seconds-long smoke run: tiny sizes, no timings"
     )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SCENARIOS,
+        default=list(SCENARIOS),
+        help="run only these groups of scenarios (default: all); 'stored' and 'no-rotation' "
+        "run the refresh on an empty table too, which they are compared with",
+    )
     return parser.parse_args(argv)
 
 
@@ -106,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ensure_wrk()
     if args.quick:
         # Cheap hashing too: the smoke run checks that everything runs, not how fast.
-        plan = Plan(1, 1, 1, 2_000, 100, args.postgres_url, 1024, 1)
+        plan = Plan(1, 1, 1, 2_000, 100, args.postgres_url, 1024, 1, frozenset(args.only))
         workers = args.workers or [1]
     else:
         plan = Plan(
@@ -116,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stored_tokens=args.stored_tokens,
             cache_size=DEFAULTS.token_cache_size,
             postgres_url=args.postgres_url,
+            only=frozenset(args.only),
         )
         workers = args.workers or [1, 2]
     header = describe_machine(plan.postgres_url)
@@ -131,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     for report in reports:
         print(render(report, markdown=False))
+    print(render_sign_ins(reports, markdown=False))
     args.markdown.parent.mkdir(parents=True, exist_ok=True)
     args.markdown.write_text(
         "\n".join(
@@ -138,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         + "\n\n"
         + "\n".join(render(report, markdown=True) for report in reports)
+        + "\n"
+        + render_sign_ins(reports, markdown=True)
     )
     print(f"bench: markdown written to {args.markdown}")
     return 0
