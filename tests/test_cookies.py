@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -9,8 +11,10 @@ import pytest
 
 from authgate.config import Settings
 from authgate.http.app import build_app
+from authgate.runtime import build_service
 from authgate.service import AuthService
-from tests.conftest import PASSWORD
+from authgate.storage import Database
+from tests.conftest import PASSWORD, FakeClock
 from tests.helpers import sign_up
 
 pytestmark = pytest.mark.anyio
@@ -198,3 +202,29 @@ async def test_plain_http_development_uses_the_plain_names_and_a_fresh_csrf_valu
             "/api/auth/refreshtoken", json={}, headers={"X-CSRF-Token": csrf}
         )
         assert refreshed.status_code == 200
+
+
+@pytest.mark.plain_tokens
+async def test_the_cookies_live_as_long_as_their_tokens(
+    settings: Settings, database: Database, clock: FakeClock
+) -> None:
+    """The access cookie's Max-Age is the access token's lifetime (exp - iat), the refresh
+    and CSRF cookies' the refresh token's."""
+    changed = settings.replace(
+        cookie_transport=True, access_token_ttl_seconds=123, refresh_token_ttl_seconds=4567
+    )
+    service = await build_service(changed, database, clock=clock)
+    transport = httpx.ASGITransport(app=build_app(service, changed))
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="https://authgate.test"
+        ) as client:
+            cookies = set_cookies(await cookie_sign_in(client))
+            payload = client.cookies[ACCESS].split(".")[1]
+    finally:
+        await service.aclose()
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["exp"] - claims["iat"] == 123
+    assert "Max-Age=123;" in cookies[ACCESS]
+    assert "Max-Age=4567;" in cookies[REFRESH]
+    assert "Max-Age=4567;" in cookies[CSRF]

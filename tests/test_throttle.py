@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio
-import coredis
+import coredis  # noqa: TID251 - the test reads Redis directly
 import httpx
 import pytest
 

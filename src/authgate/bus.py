@@ -1,4 +1,5 @@
-"""Revocations spread through Redis pub/sub, when Redis is configured.
+"""Revocations spread through Redis pub/sub, when Redis is configured (connections from
+``redis_client.py``).
 
 Every process publishes the revocations it makes and subscribes to everyone else's, so a
 revoked session's access tokens are refused everywhere within milliseconds. The database
@@ -20,16 +21,15 @@ import secrets
 from collections.abc import Awaitable, Callable
 
 import anyio
-import coredis
-from coredis.commands.pubsub import PubSub
 
+from authgate import redis_client
+from authgate.redis_client import UNAVAILABLE, PubSub
 from authgate.revocations import RevokedSessions
 
 log = logging.getLogger("authgate.bus")
 
 CHANNEL = "authgate:revocations"
 _HEARTBEAT = CHANNEL + ":heartbeat:"
-_UNAVAILABLE = (coredis.exceptions.RedisError, OSError, EOFError)  # TimeoutError is an OSError
 
 
 class RevocationBus:
@@ -77,7 +77,7 @@ class RevocationBus:
         while True:
             try:
                 await loop()
-            except _UNAVAILABLE:
+            except UNAVAILABLE:
                 failed()
                 await anyio.sleep(self._retry_seconds)
 
@@ -97,12 +97,8 @@ class RevocationBus:
                 extra={"event": "bus.publish_failed"},
             )
 
-    def _client(self) -> coredis.Redis[bytes]:
-        return coredis.Redis.from_url(
-            self._url,
-            connect_timeout=self._timeout,
-            stream_timeout=self._timeout,
-        )
+    def _client(self) -> redis_client.Client:
+        return redis_client.client(self._url, timeout_seconds=self._timeout)
 
     async def _publish(self) -> None:
         client = self._client()
@@ -135,7 +131,7 @@ class RevocationBus:
             self._subscribed = False
             if reader is not None:
                 reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError, *_UNAVAILABLE):
+                with contextlib.suppress(asyncio.CancelledError, *UNAVAILABLE):
                     await reader
             # No goodbye (UNSUBSCRIBE) over a connection that may not answer: drop it.
             pubsub.reset()
@@ -153,7 +149,7 @@ class RevocationBus:
             if session_id and revoked_at.isdigit():
                 self._revoked.learn(session_id, int(revoked_at))
 
-    async def _heartbeat(self, client: coredis.Redis[bytes], beats: asyncio.Queue[str]) -> None:
+    async def _heartbeat(self, client: redis_client.Client, beats: asyncio.Queue[str]) -> None:
         while True:
             nonce = secrets.token_hex(8)
             with anyio.fail_after(self._timeout):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import logging
 import os
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,16 +119,25 @@ def _add_observations(child: Any, tally: _Tally) -> None:
 
 
 class EventCounter(logging.Handler):
-    """Counts every log record that carries an ``event`` field."""
+    """Counts every log record that carries an ``event`` field, into each registry given to
+    :meth:`count_into` that is still alive (held weakly: a dropped app stops counting)."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self) -> None:
         super().__init__(level=logging.DEBUG)
-        self._events = metrics.events
+        self._targets: weakref.WeakSet[Metrics] = weakref.WeakSet()
+
+    def count_into(self, metrics: Metrics) -> None:
+        self.acquire()  # handle() holds the same lock while emit() iterates the set
+        try:
+            self._targets.add(metrics)
+        finally:
+            self.release()
 
     def emit(self, record: logging.LogRecord) -> None:
         event = record.__dict__.get("event")
         if isinstance(event, str):
-            self._events.labels(event).inc()
+            for metrics in list(self._targets):
+                metrics.events.labels(event).inc()
 
 
 def mark_worker_gone(pid: int) -> None:

@@ -62,14 +62,15 @@ def signing_keys(
         algorithm=settings.signing_algorithm,
         kek=key_encryption_key(settings) if managed else None,
         hs256_secret=None if managed else signing_key(settings),
-        retire_after_seconds=_key_retire_after_seconds(settings),
+        retire_after_seconds=_accepted_seconds(settings),
         publish_seconds=settings.key_publish_seconds,
         clock=clock,
     )
 
 
-def _key_retire_after_seconds(settings: Settings) -> int:
-    """How long a superseded key verifies: until the last token it signed has expired."""
+def _accepted_seconds(settings: Settings) -> int:
+    """How long after it is issued an access token may still be accepted: a superseded key
+    verifies that long, and a revoked session is remembered that long."""
     return accepted_for_seconds(settings.access_token_ttl_seconds, settings.clock_leeway_seconds)
 
 
@@ -120,9 +121,7 @@ async def build_service(
         timeout_seconds=settings.db_timeout_seconds,
     )
     revoked = RevokedSessions(
-        retention_seconds=accepted_for_seconds(
-            settings.access_token_ttl_seconds, settings.clock_leeway_seconds
-        ),
+        retention_seconds=_accepted_seconds(settings),
         clock=clock,
     )
     accounts = Accounts(
@@ -200,7 +199,7 @@ async def key_states(settings: Settings, *, clock: Clock = system_clock) -> list
     found = signing.key_states(
         stored,
         algorithm=settings.signing_algorithm,
-        retire_after_seconds=_key_retire_after_seconds(settings),
+        retire_after_seconds=_accepted_seconds(settings),
         now=clock(),
     )
     if settings.signing_algorithm in ASYMMETRIC:

@@ -1,7 +1,8 @@
 """Rate limits for sign-in, sign-up, email changes and refresh (the only importer of ``limits``).
 
 Counters live in this process's memory, or in Redis when ``AUTHGATE_REDIS_URL``
-is set so that every process and machine shares one budget. Windows are
+is set so that every process and machine shares one budget (through ``limits``, on a
+connection pool from ``redis_client.py``). Windows are
 moving windows: a throttled client is let in again as soon as old attempts
 age out, so nobody can lock an account away for longer than one window.
 
@@ -31,11 +32,16 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
+from authgate import redis_client
 from authgate.errors import ConfigurationError, StorageUnavailableError, TooManyRequestsError
 
 T = TypeVar("T")
 
 security_log = logging.getLogger("authgate.security")
+
+#: What a counter store that cannot answer raises: limits' wrapper around the client's
+#: errors, or what an unreachable Redis raises past it (``redis_client.UNAVAILABLE``).
+_UNAVAILABLE: tuple[type[Exception], ...] = (StorageError, *redis_client.UNAVAILABLE)
 
 #: Hex digits kept of each key's HMAC: 128 bits, no collision in practice, shorter keys.
 _DIGEST_CHARS = 32
@@ -83,11 +89,7 @@ class Throttle:
         if redis_url:
             # Our own pool, so that close() can release its sockets. The client's timeouts
             # and retries are only a first line: _call bounds each call as a whole.
-            from coredis import ConnectionPool  # only with Redis configured
-
-            self._pool = ConnectionPool.from_url(
-                redis_url, connect_timeout=timeout_seconds, stream_timeout=timeout_seconds
-            )
+            self._pool = redis_client.connection_pool(redis_url, timeout_seconds=timeout_seconds)
             self._storage = RedisStorage(
                 "async+" + redis_url,
                 wrap_exceptions=True,
@@ -169,7 +171,7 @@ class Throttle:
                 return await work
         # limits wraps only the client's own errors; a reset socket arrives as OSError
         # (ConnectionResetError), a connection closed mid-reply as EOFError.
-        except (StorageError, OSError, EOFError) as error:  # TimeoutError is an OSError
+        except _UNAVAILABLE as error:
             raise StorageUnavailableError() from error
 
     async def ping(self) -> None:

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authgate.config import Settings
 from authgate.errors import CsrfError
+from authgate.http.options import CookieOptions, options_of
 from authgate.models import TokenPair
 
 ACCESS = "authgate_access"
@@ -53,18 +53,17 @@ SECURE_NAMES = CookieNames("__Host-" + ACCESS, "__Secure-" + REFRESH, "__Host-" 
 PLAIN_NAMES = CookieNames(ACCESS, REFRESH, CSRF)
 
 
-def names(settings: Settings) -> CookieNames:
+def names(options: CookieOptions) -> CookieNames:
     """The prefixed names for Secure cookies, the plain ones otherwise."""
-    return SECURE_NAMES if settings.cookie_secure else PLAIN_NAMES
+    return SECURE_NAMES if options.secure else PLAIN_NAMES
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+def _options(request: Request) -> CookieOptions:
+    return options_of(request).cookies
 
 
 def enabled(request: Request) -> bool:
-    return _settings(request).cookie_transport
+    return _options(request).enabled
 
 
 def requested(request: Request) -> bool:
@@ -76,7 +75,7 @@ def check_csrf(request: Request) -> None:
     """Writes authenticated by a cookie must echo the CSRF cookie in a header."""
     if request.method in _SAFE_METHODS:
         return
-    cookie = request.cookies.get(names(_settings(request)).csrf, "")
+    cookie = request.cookies.get(names(_options(request)).csrf, "")
     header = request.headers.get(CSRF_HEADER, "")
     if not cookie or not hmac.compare_digest(cookie.encode(), header.encode()):
         raise CsrfError()
@@ -86,7 +85,7 @@ def access_token(request: Request) -> str | None:
     """The access cookie, CSRF-checked for writes; None without cookie transport."""
     if not enabled(request):
         return None
-    token = request.cookies.get(names(_settings(request)).access)
+    token = request.cookies.get(names(_options(request)).access)
     if token:
         check_csrf(request)
     return token
@@ -96,35 +95,35 @@ def refresh_token(request: Request) -> str | None:
     """The refresh cookie, CSRF-checked; None without cookie transport."""
     if not enabled(request):
         return None
-    token = request.cookies.get(names(_settings(request)).refresh)
+    token = request.cookies.get(names(_options(request)).refresh)
     if token:
         check_csrf(request)
     return token
 
 
 def refresh_cookie_sent(request: Request) -> bool:
-    return enabled(request) and names(_settings(request)).refresh in request.cookies
+    return enabled(request) and names(_options(request)).refresh in request.cookies
 
 
 def set_tokens(response: Response, request: Request, tokens: TokenPair) -> None:
     """The three cookies; the CSRF value is always a new one (never one the browser sent,
     which someone else may have planted)."""
-    settings = _settings(request)
-    secure = settings.cookie_secure
-    named = names(settings)
+    options = _options(request)
+    secure = options.secure
+    named = names(options)
     response.set_cookie(
         named.access,
         tokens.access_token,
-        max_age=settings.access_token_ttl_seconds,
+        max_age=options.access_max_age_seconds,
         path="/",
-        samesite=settings.cookie_samesite,
+        samesite=options.samesite,
         secure=secure,
         httponly=True,
     )
     response.set_cookie(
         named.refresh,
         tokens.refresh_token,
-        max_age=settings.refresh_token_ttl_seconds,
+        max_age=options.refresh_max_age_seconds,
         path=REFRESH_PATH,
         samesite="strict",
         secure=secure,
@@ -133,7 +132,7 @@ def set_tokens(response: Response, request: Request, tokens: TokenPair) -> None:
     response.set_cookie(
         named.csrf,
         secrets.token_urlsafe(32),
-        max_age=settings.refresh_token_ttl_seconds,
+        max_age=options.refresh_max_age_seconds,
         path="/",
         samesite="strict",
         secure=secure,
@@ -144,9 +143,9 @@ def set_tokens(response: Response, request: Request, tokens: TokenPair) -> None:
 def clear(response: Response, request: Request) -> None:
     """Expire the three cookies (with the attributes they were set with: browsers ignore a
     prefixed cookie's deletion unless it is Secure too)."""
-    settings = _settings(request)
-    named = names(settings)
-    secure = settings.cookie_secure
+    options = _options(request)
+    named = names(options)
+    secure = options.secure
     response.delete_cookie(named.access, path="/", secure=secure, httponly=True)
     response.delete_cookie(
         named.refresh, path=REFRESH_PATH, secure=secure, httponly=True, samesite="strict"

@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from authgate.config import Settings
 from authgate.errors import StorageUnavailableError
+from authgate.http.options import options_of
 from authgate.http.problems import JSON
 from authgate.http.routes import client_address, service_of
 from authgate.http.wire import HealthOut, MessageOut, ReadyOut, encode
@@ -26,18 +26,18 @@ async def healthz(_request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     """The database (and Redis, when configured) answer within a short timeout, and the
     revocation subscription (in a server with Redis) is connected."""
-    settings: Settings = request.app.state.settings
+    probes = options_of(request).probes
     service = service_of(request)
     checks: dict[str, str] = {}
     try:
-        with anyio.fail_after(min(settings.db_timeout_seconds, 2)):
+        with anyio.fail_after(probes.timeout_seconds):
             await service.database.ping()
         checks["database"] = "ok"
     except (StorageUnavailableError, TimeoutError):
         checks["database"] = "unreachable"
-    if settings.redis_url:
+    if probes.redis:
         try:
-            with anyio.fail_after(min(settings.db_timeout_seconds, 2)):
+            with anyio.fail_after(probes.timeout_seconds):
                 await service.ready_redis()
             checks["redis"] = "ok"
         except (StorageUnavailableError, TimeoutError):
@@ -54,8 +54,7 @@ async def readyz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     """Prometheus text; with AUTHGATE_METRICS_TOKEN a bearer token, else loopback clients
     only (behind trusted proxies, the forwarded client, not the proxy)."""
-    settings: Settings = request.app.state.settings
-    if not _may_scrape(request, settings):
+    if not _may_scrape(request, options_of(request).probes.metrics_token):
         forbidden = MessageOut("Metrics need AUTHGATE_METRICS_TOKEN, or a loopback client.")
         return Response(encode(forbidden), status_code=403, media_type=JSON)
     service = service_of(request)
@@ -69,10 +68,10 @@ async def metrics(request: Request) -> Response:
     return Response(registry.render(extra), media_type=CONTENT_TYPE)
 
 
-def _may_scrape(request: Request, settings: Settings) -> bool:
-    if settings.metrics_token is not None:
+def _may_scrape(request: Request, metrics_token: str | None) -> bool:
+    if metrics_token is not None:
         offered = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        return secrets.compare_digest(offered.encode(), settings.metrics_token.encode())
+        return secrets.compare_digest(offered.encode(), metrics_token.encode())
     # The client as resolved behind trusted proxies: a proxy on this host is a loopback
     # peer, but the client it forwards is not.
     try:

@@ -9,7 +9,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from authgate.config import Settings
 from authgate.errors import (
     AuthError,
     BodyTimeoutError,
@@ -21,6 +20,7 @@ from authgate.errors import (
 from authgate.http import cookies
 from authgate.http.caller import authenticate_scope
 from authgate.http.openapi import DOCUMENT
+from authgate.http.options import options_of
 from authgate.http.problems import JSON
 from authgate.http.wire import (
     DiscoveryOut,
@@ -68,14 +68,15 @@ async def read_body(request: Request, kind: type[T]) -> T:
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != "application/json":
         raise UnsupportedMediaTypeError()
-    limit: int = request.app.state.max_body_bytes
+    limits = options_of(request).bodies
+    limit = limits.max_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError()
     chunks: list[bytes] = []
     size = 0
     try:
-        with anyio.fail_after(request.app.state.body_timeout_seconds):
+        with anyio.fail_after(limits.timeout_seconds):
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
@@ -191,8 +192,8 @@ async def openapi(_request: Request) -> Response:
 
 
 def _public_cache(request: Request) -> dict[str, str]:
-    settings: Settings = request.app.state.settings
-    return {"Cache-Control": f"public, max-age={settings.jwks_max_age_seconds}"}
+    max_age = options_of(request).publishing.max_age_seconds
+    return {"Cache-Control": f"public, max-age={max_age}"}
 
 
 async def jwks(request: Request) -> Response:
@@ -209,15 +210,15 @@ async def openid_configuration(request: Request) -> Response:
     an answer is never stored (a shared cache could otherwise hand one client's Host to
     everyone) and varies by Host.
     """
-    settings: Settings = request.app.state.settings
-    if settings.public_url:
-        base, headers = settings.public_url, _public_cache(request)
+    published = options_of(request).publishing
+    if published.public_url:
+        base, headers = published.public_url, _public_cache(request)
     else:
         base, headers = str(request.base_url), {"Vary": "Host"}  # no-store: headers.py
     body = DiscoveryOut(
-        issuer=settings.issuer,
+        issuer=published.issuer,
         jwks_uri=f"{base.rstrip('/')}/.well-known/jwks.json",
-        id_token_signing_alg_values_supported=[settings.signing_algorithm],
+        id_token_signing_alg_values_supported=[published.signing_algorithm],
         response_types_supported=["token"],
         subject_types_supported=["public"],
     )
