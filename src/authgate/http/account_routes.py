@@ -28,11 +28,11 @@ def session_out(info: SessionInfo, current: str | None = None) -> SessionOut:
     return SessionOut(
         id=info.id,
         current=info.id == current,
-        createdAt=info.created_at,
-        lastUsedAt=info.last_used_at,
-        expiresAt=info.expires_at,
-        clientAddress=info.client_address,
-        userAgent=info.user_agent,
+        created_at=info.created_at,
+        last_used_at=info.last_used_at,
+        expires_at=info.expires_at,
+        client_address=info.client_address,
+        user_agent=info.user_agent,
     )
 
 
@@ -52,7 +52,7 @@ async def sign_out_everywhere(request: Request) -> Response:
     claims = authenticate(request)
     body = await read_body(request, ReauthenticationBody)
     await service_of(request).accounts.sign_out_everywhere(
-        claims, body.currentPassword, client=client_address(request)
+        claims, body.current_password, client=client_address(request)
     )
     return json_response(MessageOut("Signed out of every session."))
 
@@ -61,7 +61,7 @@ async def change_password(request: Request) -> Response:
     claims = authenticate(request)
     body = await read_body(request, PasswordChangeBody)
     await service_of(request).accounts.change_password(
-        claims, body.currentPassword, body.newPassword, client=client_address(request)
+        claims, body.current_password, body.new_password, client=client_address(request)
     )
     return json_response(MessageOut("Password changed. Other sessions were signed out."))
 
@@ -70,7 +70,7 @@ async def change_email(request: Request) -> Response:
     claims = authenticate(request)
     body = await read_body(request, EmailChangeBody)
     await service_of(request).accounts.change_email(
-        claims, body.currentPassword, body.email, client=client_address(request)
+        claims, body.current_password, body.email, client=client_address(request)
     )
     return json_response(MessageOut("Email changed."))
 
@@ -79,7 +79,7 @@ async def delete_account(request: Request) -> Response:
     claims = authenticate(request)
     body = await read_body(request, ReauthenticationBody)
     await service_of(request).accounts.delete(
-        claims, body.currentPassword, client=client_address(request)
+        claims, body.current_password, client=client_address(request)
     )
     return json_response(MessageOut("Account deleted."))
 

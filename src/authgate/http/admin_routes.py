@@ -140,11 +140,11 @@ async def audit(request: Request) -> Response:
                 AuditEntryOut(
                     id=e.id,
                     at=e.at,
-                    actorId=e.actor_id,
+                    actor_id=e.actor_id,
                     action=e.action,
-                    targetUserId=e.target_user_id,
+                    target_user_id=e.target_user_id,
                     detail=e.detail,
-                    clientAddress=e.client_address,
+                    client_address=e.client_address,
                 )
                 for e in entries
             ]

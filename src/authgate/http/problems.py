@@ -69,7 +69,7 @@ def error_response(error: AuthError, table: Mapping[type[AuthError], int] = STAT
     body: MessageOut | CredentialsOut = MessageOut(error.message)
     headers: dict[str, str] = {}
     if isinstance(error, InvalidCredentialsError):
-        body = CredentialsOut(accessToken=None, message=error.message)
+        body = CredentialsOut(access_token=None, message=error.message)
     if isinstance(error, TokenError):
         # RFC 6750 §3: no error code when no token was sent. RFC 9110 §11.6.1 allows the
         # challenge on a 403 too (AUTHGATE_MISSING_TOKEN_STATUS=403): a token would help.

@@ -134,8 +134,8 @@ async def sign_in(request: Request) -> Response:
             username=user.username,
             email=user.email,
             roles=roles,
-            accessToken=result.tokens.access_token,
-            refreshToken=result.tokens.refresh_token,
+            access_token=result.tokens.access_token,
+            refresh_token=result.tokens.refresh_token,
         )
     )
 
@@ -143,14 +143,14 @@ async def sign_in(request: Request) -> Response:
 def _refresh_token_of(request: Request, body: RefreshBody) -> tuple[str, bool]:
     """The refresh token from the body (as the tutorial sends it) or the refresh cookie, and
     whether it came from the cookie."""
-    if body.refreshToken is None:
+    if body.refresh_token is None:
         from_cookie = cookies.refresh_token(request)
         if from_cookie is None:
             raise RefreshTokenMissingError()
         return from_cookie, True
-    if not isinstance(body.refreshToken, str):
+    if not isinstance(body.refresh_token, str):
         raise InvalidRefreshTokenError()
-    return body.refreshToken, False
+    return body.refresh_token, False
 
 
 async def refresh(request: Request) -> Response:
@@ -161,7 +161,9 @@ async def refresh(request: Request) -> Response:
         response = json_response(MessageOut("Tokens refreshed."))
         cookies.set_tokens(response, request, pair)
         return response
-    return json_response(TokensOut(accessToken=pair.access_token, refreshToken=pair.refresh_token))
+    return json_response(
+        TokensOut(access_token=pair.access_token, refresh_token=pair.refresh_token)
+    )
 
 
 async def sign_out(request: Request) -> Response:
@@ -169,7 +171,7 @@ async def sign_out(request: Request) -> Response:
     body = await read_body(request, RefreshBody)
     headers = request.headers
     if (
-        body.refreshToken is None
+        body.refresh_token is None
         and not cookies.refresh_cookie_sent(request)
         and token_from_headers(headers.get("x-access-token"), headers.get("authorization"))
     ):
