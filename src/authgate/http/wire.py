@@ -43,6 +43,14 @@ class MessageOut(msgspec.Struct, frozen=True):
     message: str
 
 
+class ErrorOut(msgspec.Struct, frozen=True):
+    """An error: ``message`` for people (the tutorial's clients show it), ``code`` for
+    programs: stable, one per meaning (the table is in docs/errors.md)."""
+
+    message: str
+    code: str
+
+
 class SignedInOut(msgspec.Struct, frozen=True):
     """Sign-in with the cookie transport: who, and no token (they are in HttpOnly cookies)."""
 
@@ -62,10 +70,12 @@ class SignInOut(msgspec.Struct, rename="camel", frozen=True):
 
 
 class CredentialsOut(msgspec.Struct, rename="camel", frozen=True):
-    """The tutorial's failed sign-in body: ``{"accessToken": null, "message": ...}``."""
+    """The tutorial's failed sign-in body, ``{"accessToken": null, "message": ...}``, and
+    the error's ``code``."""
 
     access_token: None
     message: str
+    code: str
 
 
 class TokensOut(msgspec.Struct, rename="camel", frozen=True):
