@@ -6,6 +6,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from authgate.errors import (
+    EmailTakenError,
+    LastAdminError,
+    PasswordPolicyError,
+    ReauthenticationRequiredError,
+    SessionNotFoundError,
+    TooManyRequestsError,
+    UserNotFoundError,
+)
+from authgate.http.openapi import ApiRoute, Doc
 from authgate.http.routes import (
     authenticate,
     client_address,
@@ -84,11 +94,73 @@ async def delete_account(request: Request) -> Response:
     return json_response(MessageOut("Account deleted."))
 
 
-account_routes = [
-    Route("/api/auth/sessions", list_sessions, methods=["GET"]),
-    Route("/api/auth/sessions/{session_id}", revoke_session, methods=["DELETE"]),
-    Route("/api/auth/signout-all", sign_out_everywhere, methods=["POST"]),
-    Route("/api/auth/password", change_password, methods=["POST"]),
-    Route("/api/auth/email", change_email, methods=["POST"]),
-    Route("/api/auth/account", delete_account, methods=["DELETE"]),
+#: What proving the password again may raise (``accounts._reauthenticate``): the account
+#: is gone or disabled, the proof is missing or wrong, too many tries.
+_REAUTHENTICATION = (UserNotFoundError, ReauthenticationRequiredError, TooManyRequestsError)
+
+account_routes: list[Route] = [
+    ApiRoute(
+        "/api/auth/sessions",
+        list_sessions,
+        GET=Doc("My live sessions", success=SessionsOut, signed_in=True, storage=True),
+    ),
+    ApiRoute(
+        "/api/auth/sessions/{session_id}",
+        revoke_session,
+        DELETE=Doc(
+            "Revoke one of my sessions",
+            success=MessageOut,
+            raises=(SessionNotFoundError,),
+            signed_in=True,
+            storage=True,
+        ),
+    ),
+    ApiRoute(
+        "/api/auth/signout-all",
+        sign_out_everywhere,
+        POST=Doc(
+            "Sign out of every session (re-authentication required)",
+            ReauthenticationBody,
+            MessageOut,
+            raises=_REAUTHENTICATION,
+            signed_in=True,
+            storage=True,
+        ),
+    ),
+    ApiRoute(
+        "/api/auth/password",
+        change_password,
+        POST=Doc(
+            "Change my password (re-authentication required; other sessions end)",
+            PasswordChangeBody,
+            MessageOut,
+            raises=(*_REAUTHENTICATION, PasswordPolicyError),
+            signed_in=True,
+            storage=True,
+        ),
+    ),
+    ApiRoute(
+        "/api/auth/email",
+        change_email,
+        POST=Doc(
+            "Change my email (re-authentication required)",
+            EmailChangeBody,
+            MessageOut,
+            raises=(*_REAUTHENTICATION, EmailTakenError),
+            signed_in=True,
+            storage=True,
+        ),
+    ),
+    ApiRoute(
+        "/api/auth/account",
+        delete_account,
+        DELETE=Doc(
+            "Delete my account (re-authentication required; not the last enabled admin)",
+            ReauthenticationBody,
+            MessageOut,
+            raises=(*_REAUTHENTICATION, LastAdminError),
+            signed_in=True,
+            storage=True,
+        ),
+    ),
 ]

@@ -13,14 +13,24 @@ from authgate.config import Settings
 from authgate.errors import (
     AuthError,
     BodyTimeoutError,
+    CsrfError,
+    EmailTakenError,
+    InvalidCredentialsError,
     InvalidRefreshTokenError,
+    InvalidTokenError,
+    PasswordPolicyError,
     PayloadTooLargeError,
     RefreshTokenMissingError,
+    RoleGrantDeniedError,
+    TokenExpiredError,
+    TooManyRequestsError,
+    UnknownRoleError,
     UnsupportedMediaTypeError,
+    UsernameTakenError,
 )
 from authgate.http import cookies
 from authgate.http.caller import authenticate_scope
-from authgate.http.openapi import DOCUMENT
+from authgate.http.openapi import ApiRoute, Doc, encoded
 from authgate.http.problems import JSON
 from authgate.http.wire import (
     DiscoveryOut,
@@ -185,8 +195,8 @@ async def sign_out(request: Request) -> Response:
     return response
 
 
-async def openapi(_request: Request) -> Response:
-    return Response(DOCUMENT, media_type=JSON)
+async def openapi(request: Request) -> Response:
+    return Response(encoded(request.app.routes), media_type=JSON)
 
 
 # -- published keys ----------------------------------------------------------
@@ -226,12 +236,77 @@ async def openid_configuration(request: Request) -> Response:
     return Response(encode(body), media_type=JSON, headers=headers)
 
 
-routes = [
-    Route("/openapi.json", openapi, methods=["GET"]),
-    Route("/.well-known/jwks.json", jwks, methods=["GET"]),
-    Route("/.well-known/openid-configuration", openid_configuration, methods=["GET"]),
-    Route("/api/auth/signup", sign_up, methods=["POST"]),
-    Route("/api/auth/signin", sign_in, methods=["POST"]),
-    Route("/api/auth/refreshtoken", refresh, methods=["POST"]),
-    Route("/api/auth/signout", sign_out, methods=["POST"]),
+routes: list[Route] = [
+    ApiRoute("/openapi.json", openapi, GET=Doc("This document", published=False)),
+    ApiRoute(
+        "/.well-known/jwks.json",
+        jwks,
+        GET=Doc("Public signing keys (JWK Set)", success=KeySetOut),
+    ),
+    ApiRoute(
+        "/.well-known/openid-configuration",
+        openid_configuration,
+        GET=Doc("Issuer and key set location", success=DiscoveryOut),
+    ),
+    ApiRoute(
+        "/api/auth/signup",
+        sign_up,
+        POST=Doc(
+            "Create an account (roles beyond user need an admin's token)",
+            SignUpBody,
+            MessageOut,
+            raises=(
+                UsernameTakenError,
+                EmailTakenError,
+                UnknownRoleError,
+                PasswordPolicyError,
+                RoleGrantDeniedError,
+                TooManyRequestsError,
+            ),
+            storage=True,
+        ),
+    ),
+    ApiRoute(
+        "/api/auth/signin",
+        sign_in,
+        POST=Doc(
+            "Sign in: access and refresh tokens",
+            SignInBody,
+            (SignInOut, SignedInOut),
+            raises=(InvalidCredentialsError, TooManyRequestsError),
+            storage=True,
+            cookie_transport=True,
+        ),
+    ),
+    ApiRoute(
+        "/api/auth/refreshtoken",
+        refresh,
+        POST=Doc(
+            "Spend a refresh token for a new pair",
+            RefreshBody,
+            (TokensOut, MessageOut),
+            raises=(
+                RefreshTokenMissingError,
+                InvalidRefreshTokenError,
+                CsrfError,
+                TooManyRequestsError,
+            ),
+            storage=True,
+            cookie_transport=True,
+        ),
+    ),
+    ApiRoute(
+        "/api/auth/signout",
+        sign_out,
+        POST=Doc(
+            "Revoke a session: of the refresh token in the body or cookie, else of the access "
+            "token",
+            RefreshBody,
+            MessageOut,
+            # `{}` with an access token: the protected routes' 401s, though no token is needed.
+            raises=(RefreshTokenMissingError, CsrfError, InvalidTokenError, TokenExpiredError),
+            storage=True,
+            cookie_transport=True,
+        ),
+    ),
 ]
