@@ -32,7 +32,8 @@ from authgate.errors import (
     TokenExpiredError,
     UnsupportedMediaTypeError,
 )
-from authgate.http.problems import STATUS, body_type, status_of, statuses
+from authgate.http.problems import HTTP_CODES, STATUS, body_type, status_of, statuses
+from authgate.http.wire import ErrorOut
 
 Wire = type[msgspec.Struct]
 
@@ -198,9 +199,10 @@ def _operation(route: Route, method: str, doc: Doc) -> dict[str, Any]:
     responses: dict[str, Any] = {"200": {"description": "OK", "content": success}}
     errors = errors_of(doc, method)
     descriptions = _descriptions(doc, errors)
-    answers = {
-        status: _error_content(by_body) for status, by_body in _error_answers(errors).items()
-    }
+    by_status = _error_answers(errors)
+    if route.param_convertors:  # a value its convertor refuses: the router's own 404
+        by_status.setdefault(404, {}).setdefault(ErrorOut, set()).add(HTTP_CODES[404])
+    answers = {status: _error_content(by_body) for status, by_body in by_status.items()}
     if doc.answers.keys() & answers.keys():
         raise ValueError(f"{route.path}: an answer both built by hand and from the table")
     answers.update({status: _json_content(kind) for status, kind in doc.answers.items()})

@@ -304,7 +304,13 @@ routes: list[Route] = [
             RefreshBody,
             MessageOut,
             # `{}` with an access token: the protected routes' 401s, though no token is needed.
-            raises=(RefreshTokenMissingError, CsrfError, InvalidTokenError, TokenExpiredError),
+            raises=(
+                RefreshTokenMissingError,
+                InvalidRefreshTokenError,  # a token that is not a string
+                CsrfError,
+                InvalidTokenError,
+                TokenExpiredError,
+            ),
             storage=True,
             cookie_transport=True,
         ),
