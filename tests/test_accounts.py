@@ -92,13 +92,16 @@ async def test_sign_out_by_a_bad_access_token_is_the_documented_401(
     signed = await signed_in(client)
     bad = await client.post("/api/auth/signout", json={}, headers=legacy("not-a-token"))
     assert bad.status_code == 401
-    assert bad.json() == {"message": "Unauthorized!"}
+    assert bad.json() == {"message": "Unauthorized!", "code": "invalid_token"}
     assert bad.headers["www-authenticate"] == 'Bearer error="invalid_token"'
     # The tutorial's interceptors answer this 401 with a refresh and a retry, which works.
     clock.advance(900 + 30 + 1)  # past the lifetime, even with a 30-second leeway
     expired = await client.post("/api/auth/signout", json={}, headers=legacy(signed["accessToken"]))
     assert expired.status_code == 401
-    assert expired.json() == {"message": "Unauthorized! Access Token was expired!"}
+    assert expired.json() == {
+        "message": "Unauthorized! Access Token was expired!",
+        "code": "token_expired",
+    }
     renewed = (await refresh(client, signed["refreshToken"])).json()
     retried = await client.post(
         "/api/auth/signout", json={}, headers=legacy(renewed["accessToken"])
@@ -172,7 +175,7 @@ async def test_changing_the_email(client: httpx.AsyncClient) -> None:
         "/api/auth/email", json={"email": "BOB@example.com"}, headers=legacy(signed["accessToken"])
     )
     assert taken.status_code == 400
-    assert taken.json() == {"message": "Failed! Email is already in use!"}
+    assert taken.json() == {"message": "Failed! Email is already in use!", "code": "email_taken"}
     changed = await client.post(
         "/api/auth/email",
         json={"email": "alice@new.example"},

@@ -55,7 +55,7 @@ async def test_every_admin_endpoint_refuses_non_admins(
     assert anonymous.status_code == 401
     user = await client.request(method, target, json=body, headers=legacy(alice["accessToken"]))
     assert user.status_code == 403
-    assert user.json() == {"message": "Require Admin Role!"}
+    assert user.json() == {"message": "Require Admin Role!", "code": "role_required"}
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,7 @@ async def test_a_user_token_is_refused_for_its_role_before_its_body_is_read(
         headers={**legacy(alice["accessToken"]), "Content-Type": content_type},
     )
     assert response.status_code == 403
-    assert response.json() == {"message": "Require Admin Role!"}
+    assert response.json() == {"message": "Require Admin Role!", "code": "role_required"}
 
 
 async def test_listing_searching_and_reading_users(
@@ -213,7 +213,8 @@ async def test_the_last_enabled_admin_cannot_lose_the_admin_role_or_be_disabled(
     assert demote.status_code == 409
     assert demote.json() == {
         "message": "The last enabled admin cannot be disabled, deleted or lose the admin role; "
-        "make another admin first."
+        "make another admin first.",
+        "code": "last_admin",
     }
     # A disabled admin is no admin: it does not make root's demotion safe.
     await service.create_user("dormant", "dormant@example.com", PASSWORD, ["admin"])

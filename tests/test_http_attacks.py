@@ -94,7 +94,11 @@ async def test_forged_tokens_get_the_generic_401(
     assert (
         _generic(response)
         == _generic(baseline)
-        == (401, {"message": "Unauthorized!"}, 'Bearer error="invalid_token"')
+        == (
+            401,
+            {"message": "Unauthorized!", "code": "invalid_token"},
+            'Bearer error="invalid_token"',
+        )
     )
 
 
@@ -117,7 +121,10 @@ async def test_a_genuine_token_past_its_leeway_is_reported_expired(
     """TF-12: the expiry hint is given only because the signature verified first."""
     response = await client.get("/api/test/user", headers=style(token(exp=1_800_000_000 - 31)))
     assert response.status_code == 401
-    assert response.json() == {"message": "Unauthorized! Access Token was expired!"}
+    assert response.json() == {
+        "message": "Unauthorized! Access Token was expired!",
+        "code": "token_expired",
+    }
 
 
 async def test_a_1_mb_header_never_reaches_a_500(client: httpx.AsyncClient) -> None:
@@ -139,7 +146,10 @@ async def test_the_refresh_token_is_never_read_from_the_url(client: httpx.AsyncC
         "/api/auth/refreshtoken", params={"refreshToken": signed["refreshToken"]}, json={}
     )
     assert response.status_code == 403
-    assert response.json() == {"message": "Refresh Token is required!"}
+    assert response.json() == {
+        "message": "Refresh Token is required!",
+        "code": "refresh_token_required",
+    }
 
 
 @pytest.mark.plain_tokens
@@ -229,7 +239,10 @@ async def test_a_taken_name_is_revealed_but_not_which_account(client: httpx.Asyn
     await sign_up(client)
     response = await sign_up(client)
     assert response.status_code == 400
-    assert response.json() == {"message": "Failed! Username is already in use!"}
+    assert response.json() == {
+        "message": "Failed! Username is already in use!",
+        "code": "username_taken",
+    }
 
 
 # -- privilege ---------------------------------------------------------------------

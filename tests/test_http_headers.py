@@ -58,7 +58,7 @@ async def test_json_answers_declare_a_charset(client: httpx.AsyncClient) -> None
 
 async def test_error_bodies_carry_no_library_text(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/test/user", headers=legacy("a.b.c"))
-    assert response.json() == {"message": "Unauthorized!"}
+    assert response.json() == {"message": "Unauthorized!", "code": "invalid_token"}
     assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
 
 

@@ -88,7 +88,10 @@ async def test_bodies_that_are_not_json_get_415(
         "/api/auth/signin", content=b'{"username":"a","password":"b"}', headers=headers
     )
     assert response.status_code == 415
-    assert response.json() == {"message": "Send the request body as application/json."}
+    assert response.json() == {
+        "message": "Send the request body as application/json.",
+        "code": "unsupported_media_type",
+    }
 
 
 async def test_json_with_a_charset_is_accepted(client: httpx.AsyncClient) -> None:
@@ -107,7 +110,10 @@ async def test_an_oversized_body_gets_413_before_parsing(client: httpx.AsyncClie
         "/api/auth/signup", content=body, headers={"content-type": "application/json"}
     )
     assert response.status_code == 413
-    assert response.json() == {"message": "The request body is too large."}
+    assert response.json() == {
+        "message": "The request body is too large.",
+        "code": "payload_too_large",
+    }
 
 
 async def test_an_oversized_streamed_body_without_length_gets_413(
@@ -173,13 +179,13 @@ async def test_duplicate_keys_resolve_to_the_last_value(client: httpx.AsyncClien
 async def test_wrong_methods_get_405(client: httpx.AsyncClient, method: str, path: str) -> None:
     response = await client.request(method, path)
     assert response.status_code == 405
-    assert response.json() == {"message": "Method Not Allowed"}
+    assert response.json() == {"message": "Method Not Allowed", "code": "method_not_allowed"}
 
 
 async def test_unknown_paths_get_a_json_404(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/nothing-here")
     assert response.status_code == 404
-    assert response.json() == {"message": "Not Found"}
+    assert response.json() == {"message": "Not Found", "code": "not_found"}
 
 
 @pytest.mark.parametrize("value", [123, [], {}, {"$ne": None}, "", "x" * 10_000, True])

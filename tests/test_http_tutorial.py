@@ -47,7 +47,10 @@ async def test_a_taken_username_or_email_is_refused_with_the_tutorials_message(
     response = await client.post("/api/auth/signup", json=body)
     assert response.status_code == 400
     noun = "Username" if field == "username" else "Email"
-    assert response.json() == {"message": f"Failed! {noun} is already in use!"}
+    assert response.json() == {
+        "message": f"Failed! {noun} is already in use!",
+        "code": f"{field}_taken",
+    }
 
 
 async def test_ten_concurrent_sign_ups_with_one_username_create_exactly_one_user(
@@ -70,7 +73,10 @@ async def test_unknown_role_is_refused_with_the_tutorials_message(
 ) -> None:
     response = await sign_up(client, roles=["superuser"])
     assert response.status_code == 400
-    assert response.json() == {"message": "Failed! Role does not exist = superuser"}
+    assert response.json() == {
+        "message": "Failed! Role does not exist = superuser",
+        "code": "unknown_role",
+    }
 
 
 @pytest.mark.parametrize("roles", [["admin"], ["moderator"], ["user", "admin"]])
@@ -122,7 +128,11 @@ async def test_wrong_password_and_unknown_user_get_one_answer(
     await sign_up(client)
     response = await sign_in(client, username, password)
     assert response.status_code == 401
-    assert response.json() == {"accessToken": None, "message": "Invalid username or password."}
+    assert response.json() == {
+        "accessToken": None,
+        "message": "Invalid username or password.",
+        "code": "invalid_credentials",
+    }
 
 
 async def test_public_content_is_plain_text(client: httpx.AsyncClient) -> None:
@@ -147,7 +157,7 @@ async def test_user_content_needs_a_valid_token_in_either_header(
 async def test_no_token_is_401_with_www_authenticate(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/test/user")
     assert response.status_code == 401
-    assert response.json() == {"message": "No token provided!"}
+    assert response.json() == {"message": "No token provided!", "code": "missing_token"}
     assert response.headers["www-authenticate"] == "Bearer"
 
 
@@ -170,7 +180,7 @@ async def test_the_missing_token_status_is_the_configured_one(
         for route in ("/api/test/user", "/api/test/mod", "/api/auth/sessions"):
             response = await client.get(route, headers=headers)
             assert response.status_code == status, route
-            assert response.json() == {"message": "No token provided!"}
+            assert response.json() == {"message": "No token provided!", "code": "missing_token"}
             assert response.headers["www-authenticate"] == "Bearer"
 
 
@@ -185,11 +195,14 @@ async def test_a_bad_or_expired_token_stays_401_whatever_the_missing_token_statu
         token = (await signed_in(client))["accessToken"]
         bad = await client.get("/api/test/user", headers=headers(token[:-4] + "AAAA"))
         assert bad.status_code == 401
-        assert bad.json() == {"message": "Unauthorized!"}
+        assert bad.json() == {"message": "Unauthorized!", "code": "invalid_token"}
         clock.advance(15 * 60 + 60)  # past the lifetime, whatever the leeway
         expired = await client.get("/api/test/user", headers=headers(token))
         assert expired.status_code == 401
-        assert expired.json() == {"message": "Unauthorized! Access Token was expired!"}
+        assert expired.json() == {
+            "message": "Unauthorized! Access Token was expired!",
+            "code": "token_expired",
+        }
 
 
 def test_the_missing_token_status_is_401_or_403_only() -> None:
@@ -212,7 +225,10 @@ async def test_a_short_lived_token_is_refused_once_expired_with_the_default_leew
         clock.advance(0.1)
         expired = await client.get("/api/test/user", headers=legacy(signed["accessToken"]))
         assert expired.status_code == 401
-        assert expired.json() == {"message": "Unauthorized! Access Token was expired!"}
+        assert expired.json() == {
+            "message": "Unauthorized! Access Token was expired!",
+            "code": "token_expired",
+        }
         renewed = await refresh(client, signed["refreshToken"])
         assert renewed.status_code == 200
         again = await client.get("/api/test/user", headers=legacy(renewed.json()["accessToken"]))
@@ -225,7 +241,10 @@ async def test_the_clients_six_character_passwords_need_a_lower_minimum(
     """The clients' forms allow 6 characters; authgate asks 8 unless told otherwise (README)."""
     response = await sign_up(client, "dana", password="kq7!zx")
     assert response.status_code == 400
-    assert response.json() == {"message": "Failed! Password must be at least 8 characters."}
+    assert response.json() == {
+        "message": "Failed! Password must be at least 8 characters.",
+        "code": "password_policy",
+    }
     async with client_with(password_min_length="6") as demo:
         assert (await sign_up(demo, "dana", password="kq7!zx")).status_code == 200
 
@@ -237,7 +256,7 @@ async def test_a_forged_token_is_401_unauthorized(client: httpx.AsyncClient) -> 
     forged = f"{header}.{payload}.{signature[:-2]}AA"
     response = await client.get("/api/test/user", headers=legacy(forged))
     assert response.status_code == 401
-    assert response.json() == {"message": "Unauthorized!"}
+    assert response.json() == {"message": "Unauthorized!", "code": "invalid_token"}
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 
@@ -288,7 +307,10 @@ async def test_the_tutorials_seven_steps(client: httpx.AsyncClient, clock: FakeC
     clock.advance(15 * 60 + 31)  # past the 15-minute lifetime
     expired = await client.get("/api/test/user", headers=legacy(signed["accessToken"]))
     assert expired.status_code == 401
-    assert expired.json() == {"message": "Unauthorized! Access Token was expired!"}
+    assert expired.json() == {
+        "message": "Unauthorized! Access Token was expired!",
+        "code": "token_expired",
+    }
 
     renewed = await refresh(client, signed["refreshToken"])
     assert renewed.status_code == 200
@@ -313,7 +335,10 @@ async def test_refresh_without_a_token_uses_the_tutorials_message(
     for body in ({}, {"refreshToken": None}):
         response = await client.post("/api/auth/refreshtoken", json=body)
         assert response.status_code == 403
-        assert response.json() == {"message": "Refresh Token is required!"}
+        assert response.json() == {
+            "message": "Refresh Token is required!",
+            "code": "refresh_token_required",
+        }
 
 
 async def test_refresh_rotates_and_the_spent_token_fails(
@@ -426,4 +451,4 @@ async def test_missing_role_messages(client: httpx.AsyncClient, route: str, mess
     token = (await signed_in(client))["accessToken"]
     response = await client.get(route, headers=legacy(token))
     assert response.status_code == 403
-    assert response.json() == {"message": message}
+    assert response.json() == {"message": message, "code": "role_required"}

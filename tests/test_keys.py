@@ -92,7 +92,7 @@ async def test_an_es256_token_has_one_spelling(open_app: OpenApp) -> None:
         assert (await client.get("/api/test/user", headers=legacy(token))).status_code == 200
         response = await client.get("/api/test/user", headers=legacy(flip_s(token)))
         assert response.status_code == 401
-        assert response.json() == {"message": "Unauthorized!"}
+        assert response.json() == {"message": "Unauthorized!", "code": "invalid_token"}
 
 
 async def test_hs256_publishes_nothing(client: httpx.AsyncClient) -> None:
@@ -174,7 +174,7 @@ async def test_tokens_from_any_other_key_or_alg_are_refused(open_app: OpenApp, n
         forged = _forgeries(token, await key_set(client))[name]
         response = await client.get("/api/test/user", headers=legacy(forged))
         assert response.status_code == 401
-        assert response.json() == {"message": "Unauthorized!"}
+        assert response.json() == {"message": "Unauthorized!", "code": "invalid_token"}
 
 
 async def test_rotation_publishes_first_signs_later_and_logs_nobody_out(
@@ -303,4 +303,4 @@ async def test_an_unencrypted_token_is_refused_when_encryption_is_on(open_app: O
     ):
         response = await client.get("/api/test/user", headers=legacy(plain))
         assert response.status_code == 401
-        assert response.json() == {"message": "Unauthorized!"}
+        assert response.json() == {"message": "Unauthorized!", "code": "invalid_token"}

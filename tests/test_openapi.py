@@ -14,10 +14,13 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from schemathesis.checks import positive_data_acceptance
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from authgate.config import Settings
-from authgate.http.app import create_app
+from authgate.http.app import ROUTES, create_app
+from authgate.http.openapi import ApiRoute, document
 from tests.conftest import TEST_KEY
 from tests.databases import migrate
 
@@ -68,14 +71,73 @@ def test_every_operation_survives_fuzzing(case: Any) -> None:
 async def test_the_document_covers_every_route(client: httpx.AsyncClient, app: Starlette) -> None:
     document = (await client.get("/openapi.json")).json()
     routes = [route for route in app.routes if isinstance(route, Route)]
+    assert [route.path for route in routes if not isinstance(route, ApiRoute)] == []
     served = {
         (method.lower(), route.path.replace(":int", ""))
         for route in routes
         for method in route.methods or ()
         if method != "HEAD"
     }
+    unpublished = {
+        (method.lower(), route.path)
+        for route in routes
+        if isinstance(route, ApiRoute)
+        for method, doc in route.docs.items()
+        if not doc.published
+    }
     described = {(method, path) for path, item in document["paths"].items() for method in item}
-    assert served - {("get", "/openapi.json")} == described
+    assert unpublished == {("get", "/openapi.json")}
+    assert served - unpublished == described
+
+
+async def _no_content(_request: Request) -> Response:
+    return Response()
+
+
+def test_a_route_without_its_doc_stops_the_document() -> None:
+    with pytest.raises(TypeError, match="/undocumented"):
+        document([*ROUTES, Route("/undocumented", _no_content, methods=["GET"])])
+
+
+def _statuses(document: dict[str, Any], method: str, path: str) -> set[int]:
+    return {int(status) for status in document["paths"][path][method]["responses"]}
+
+
+def test_error_statuses_come_from_the_error_table() -> None:
+    """The common errors (a JSON body, the database, a token) and each route's own classes,
+    through the one table: where the hand-written list was wrong, the table is not."""
+    generated = document(ROUTES)
+    # No throttle on sign-out (the hand list said 429).
+    assert _statuses(generated, "post", "/api/auth/signout") == {
+        200,
+        400,
+        401,
+        403,
+        408,
+        413,
+        415,
+        503,
+    }
+    # An admin read takes no body and no query: no 400 (the hand list said 400).
+    assert _statuses(generated, "get", "/api/admin/users/{user_id}") == {200, 401, 403, 404, 503}
+    # Listing finds no single user: no 404 (the hand list said 404); a bad limit is a 400.
+    assert _statuses(generated, "get", "/api/admin/users") == {200, 400, 401, 403, 503}
+    # Re-authentication answers 404 for an account gone or disabled meanwhile (missing).
+    for path in ("/api/auth/signout-all", "/api/auth/password", "/api/auth/email"):
+        assert 404 in _statuses(generated, "post", path), path
+    # Sign-in's 401 is the tutorial's body, with `accessToken: null`, and names its code.
+    unauthorized = generated["paths"]["/api/auth/signin"]["post"]["responses"]["401"]
+    assert unauthorized["content"]["application/json"]["schema"] == {
+        "allOf": [
+            {"$ref": "#/components/schemas/CredentialsOut"},
+            {"properties": {"code": {"enum": ["invalid_credentials"]}}},
+        ]
+    }
+    # Without a token, 401 or 403 as configured: both are documented.
+    forbidden = generated["paths"]["/api/test/mod"]["get"]["responses"]["403"]
+    assert forbidden["content"]["application/json"]["schema"]["allOf"][1] == {
+        "properties": {"code": {"enum": ["missing_token", "role_required"]}}
+    }
 
 
 @pytest.mark.anyio

@@ -33,7 +33,10 @@ pytestmark = pytest.mark.anyio
 TIMEOUT_SECONDS = 1
 # Generous: this catches a hang (a request held for the whole cut), not slowness.
 BOUND_SECONDS = 10 * TIMEOUT_SECONDS
-UNAVAILABLE = {"message": "The service is temporarily unavailable. Try again shortly."}
+UNAVAILABLE = {
+    "message": "The service is temporarily unavailable. Try again shortly.",
+    "code": "storage_unavailable",
+}
 REDIS_URL = os.environ.get("AUTHGATE_TEST_REDIS_URL")
 
 

@@ -64,14 +64,17 @@ async def test_invisible_characters_are_refused_in_new_usernames(
     assert (await sign_up(client, "admin")).status_code == 200
     response = await _sign_up_escaped(client, username)
     assert response.status_code == 400
-    assert response.json() == {"message": REFUSAL}
+    assert response.json() == {"message": REFUSAL, "code": "invalid_input"}
     assert (await sign_in(client, username)).status_code == 401
 
 
 async def test_a_lone_surrogate_is_refused_as_invalid_json(client: httpx.AsyncClient) -> None:
     response = await _sign_up_escaped(client, LONE_SURROGATE)
     assert response.status_code == 400
-    assert response.json() == {"message": "The request body is not valid JSON."}
+    assert response.json() == {
+        "message": "The request body is not valid JSON.",
+        "code": "malformed_body",
+    }
 
 
 @pytest.mark.parametrize("username", SEPARATOR_NAMES)
@@ -126,7 +129,10 @@ async def test_a_password_below_the_minimum_is_refused_with_the_reason(
 ) -> None:
     response = await sign_up(client, password="seven77")
     assert response.status_code == 400
-    assert response.json() == {"message": "Failed! Password must be at least 8 characters."}
+    assert response.json() == {
+        "message": "Failed! Password must be at least 8 characters.",
+        "code": "password_policy",
+    }
 
 
 @pytest.mark.parametrize("length", [8, 64, 128])
@@ -141,7 +147,10 @@ async def test_a_password_above_the_maximum_is_refused_never_truncated(
 ) -> None:
     response = await sign_up(client, password="p" * 129)
     assert response.status_code == 400
-    assert response.json() == {"message": "Failed! Password must be at most 128 characters."}
+    assert response.json() == {
+        "message": "Failed! Password must be at most 128 characters.",
+        "code": "password_policy",
+    }
 
 
 async def test_one_more_character_is_another_password(client: httpx.AsyncClient) -> None:
@@ -172,7 +181,10 @@ async def test_common_passwords_are_refused_at_sign_up(
 ) -> None:
     response = await sign_up(client, password=common)
     assert response.status_code == 400
-    assert response.json() == {"message": "Failed! This password is too common; choose another."}
+    assert response.json() == {
+        "message": "Failed! This password is too common; choose another.",
+        "code": "password_policy",
+    }
 
 
 def test_the_common_list_ships_with_the_package() -> None:

@@ -126,7 +126,10 @@ async def test_servers_whose_clocks_differ_by_seconds_agree_on_tokens_and_revoca
     assert await user_content(client, access) == 401
     clock.advance(1)
     response = await client.get("/api/test/user", headers=legacy(access))
-    assert response.json() == {"message": "Unauthorized! Access Token was expired!"}
+    assert response.json() == {
+        "message": "Unauthorized! Access Token was expired!",
+        "code": "token_expired",
+    }
 
 
 def test_revoked_sessions_are_forgotten_once_their_tokens_have_expired(clock: FakeClock) -> None:

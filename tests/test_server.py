@@ -43,7 +43,7 @@ SHORT_LIVED = {
     "AUTHGATE_ACCESS_TOKEN_TTL_SECONDS": str(ACCESS_TTL_SECONDS),
     "AUTHGATE_REFRESH_TOKEN_TTL_SECONDS": str(REFRESH_TTL_SECONDS),
 }
-EXPIRED = {"message": "Unauthorized! Access Token was expired!"}
+EXPIRED = {"message": "Unauthorized! Access Token was expired!", "code": "token_expired"}
 
 
 def authgate_env(workdir: Path, settings: Mapping[str, str] | None = None) -> dict[str, str]:

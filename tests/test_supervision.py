@@ -404,7 +404,9 @@ def test_a_body_that_stops_arriving_gets_408_and_a_closed_connection(
     received = _stalled_request(server.port, b'{"username": "al', drip_seconds=None)
 
     assert received.startswith(b"HTTP/1.1 408 "), received
-    assert received.endswith(b'{"message":"The request body did not arrive in time."}')
+    assert received.endswith(
+        b'{"message":"The request body did not arrive in time.","code":"body_timeout"}'
+    )
     assert answers(server.port)
 
 

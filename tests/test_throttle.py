@@ -117,7 +117,10 @@ async def test_an_attackers_failures_do_not_lock_the_owner_out(client_at: Client
         assert await wrong_passwords(attacker, 11) == [401] * 10 + [429]
         locked = await sign_in(attacker, "alice", PASSWORD)  # even the right password waits
         assert locked.status_code == 429
-        assert locked.json() == {"message": "Too many attempts. Try again later."}
+        assert locked.json() == {
+            "message": "Too many attempts. Try again later.",
+            "code": "too_many_requests",
+        }
         assert 1 <= int(locked.headers["retry-after"]) <= 15 * 60  # bounded: no permanent lock-out
     async with client_at("10.0.0.2") as owner:
         assert (await sign_in(owner, "alice", PASSWORD)).status_code == 200

@@ -1,7 +1,10 @@
 """Every intentional failure in authgate, as one tree of exceptions.
 
 No HTTP and no third-party imports live here; the HTTP status of each class is
-decided once, in ``authgate.http.problems``.
+decided once, in ``authgate.http.problems``. Each class's ``code`` goes on the wire beside its
+message (docs/errors.md): stable, and one per public meaning. A subclass that exists for the
+service's logic or the security log keeps its parent's code and message, so callers cannot
+tell it apart (``InvalidRefreshTokenError``'s subclasses, ``DatabaseRefusedError``).
 
     AuthError
     ├── InvalidInputError                 malformed or invalid request data
@@ -164,7 +167,7 @@ class RefreshTokenMissingError(RefreshTokenError):
 
 
 class InvalidRefreshTokenError(RefreshTokenError):
-    """Unknown, expired, revoked or reused: callers see one answer for all."""
+    """Unknown, expired, revoked or reused: callers see one answer for all, code included."""
 
 
 class RefreshTokenExpiredError(InvalidRefreshTokenError):

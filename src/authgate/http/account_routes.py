@@ -6,6 +6,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from authgate.errors import (
+    EmailTakenError,
+    LastAdminError,
+    PasswordPolicyError,
+    ReauthenticationRequiredError,
+    SessionNotFoundError,
+    TooManyRequestsError,
+    UserNotFoundError,
+)
+from authgate.http.openapi import ApiRoute, Doc
 from authgate.http.routes import (
     authenticate,
     client_address,
@@ -28,11 +38,11 @@ def session_out(info: SessionInfo, current: str | None = None) -> SessionOut:
     return SessionOut(
         id=info.id,
         current=info.id == current,
-        createdAt=info.created_at,
-        lastUsedAt=info.last_used_at,
-        expiresAt=info.expires_at,
-        clientAddress=info.client_address,
-        userAgent=info.user_agent,
+        created_at=info.created_at,
+        last_used_at=info.last_used_at,
+        expires_at=info.expires_at,
+        client_address=info.client_address,
+        user_agent=info.user_agent,
     )
 
 
@@ -52,7 +62,7 @@ async def sign_out_everywhere(request: Request) -> Response:
     claims = authenticate(request)
     body = await read_body(request, ReauthenticationBody)
     await service_of(request).accounts.sign_out_everywhere(
-        claims, body.currentPassword, client=client_address(request)
+        claims, body.current_password, client=client_address(request)
     )
     return json_response(MessageOut("Signed out of every session."))
 
@@ -61,7 +71,7 @@ async def change_password(request: Request) -> Response:
     claims = authenticate(request)
     body = await read_body(request, PasswordChangeBody)
     await service_of(request).accounts.change_password(
-        claims, body.currentPassword, body.newPassword, client=client_address(request)
+        claims, body.current_password, body.new_password, client=client_address(request)
     )
     return json_response(MessageOut("Password changed. Other sessions were signed out."))
 
@@ -70,7 +80,7 @@ async def change_email(request: Request) -> Response:
     claims = authenticate(request)
     body = await read_body(request, EmailChangeBody)
     await service_of(request).accounts.change_email(
-        claims, body.currentPassword, body.email, client=client_address(request)
+        claims, body.current_password, body.email, client=client_address(request)
     )
     return json_response(MessageOut("Email changed."))
 
@@ -79,16 +89,78 @@ async def delete_account(request: Request) -> Response:
     claims = authenticate(request)
     body = await read_body(request, ReauthenticationBody)
     await service_of(request).accounts.delete(
-        claims, body.currentPassword, client=client_address(request)
+        claims, body.current_password, client=client_address(request)
     )
     return json_response(MessageOut("Account deleted."))
 
 
-account_routes = [
-    Route("/api/auth/sessions", list_sessions, methods=["GET"]),
-    Route("/api/auth/sessions/{session_id}", revoke_session, methods=["DELETE"]),
-    Route("/api/auth/signout-all", sign_out_everywhere, methods=["POST"]),
-    Route("/api/auth/password", change_password, methods=["POST"]),
-    Route("/api/auth/email", change_email, methods=["POST"]),
-    Route("/api/auth/account", delete_account, methods=["DELETE"]),
+#: What proving the password again may raise (``accounts._reauthenticate``): the account
+#: is gone or disabled, the proof is missing or wrong, too many tries.
+_REAUTHENTICATION = (UserNotFoundError, ReauthenticationRequiredError, TooManyRequestsError)
+
+account_routes: list[Route] = [
+    ApiRoute(
+        "/api/auth/sessions",
+        list_sessions,
+        GET=Doc("My live sessions", success=SessionsOut, signed_in=True, storage=True),
+    ),
+    ApiRoute(
+        "/api/auth/sessions/{session_id}",
+        revoke_session,
+        DELETE=Doc(
+            "Revoke one of my sessions",
+            success=MessageOut,
+            raises=(SessionNotFoundError,),
+            signed_in=True,
+            storage=True,
+        ),
+    ),
+    ApiRoute(
+        "/api/auth/signout-all",
+        sign_out_everywhere,
+        POST=Doc(
+            "Sign out of every session (re-authentication required)",
+            ReauthenticationBody,
+            MessageOut,
+            raises=_REAUTHENTICATION,
+            signed_in=True,
+            storage=True,
+        ),
+    ),
+    ApiRoute(
+        "/api/auth/password",
+        change_password,
+        POST=Doc(
+            "Change my password (re-authentication required; other sessions end)",
+            PasswordChangeBody,
+            MessageOut,
+            raises=(*_REAUTHENTICATION, PasswordPolicyError),
+            signed_in=True,
+            storage=True,
+        ),
+    ),
+    ApiRoute(
+        "/api/auth/email",
+        change_email,
+        POST=Doc(
+            "Change my email (re-authentication required)",
+            EmailChangeBody,
+            MessageOut,
+            raises=(*_REAUTHENTICATION, EmailTakenError),
+            signed_in=True,
+            storage=True,
+        ),
+    ),
+    ApiRoute(
+        "/api/auth/account",
+        delete_account,
+        DELETE=Doc(
+            "Delete my account (re-authentication required; not the last enabled admin)",
+            ReauthenticationBody,
+            MessageOut,
+            raises=(*_REAUTHENTICATION, LastAdminError),
+            signed_in=True,
+            storage=True,
+        ),
+    ),
 ]

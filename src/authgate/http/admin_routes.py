@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from authgate.errors import InvalidInputError
+from authgate.errors import (
+    AuthError,
+    InvalidInputError,
+    LastAdminError,
+    RoleRequiredError,
+    SelfLockoutError,
+    SessionNotFoundError,
+    UnknownRoleError,
+    UserNotFoundError,
+)
 from authgate.http.account_routes import session_out
+from authgate.http.openapi import ApiRoute, Doc
 from authgate.http.routes import authenticate, client_address, json_response, read_body, service_of
 from authgate.http.wire import (
     AuditEntryOut,
@@ -140,11 +151,11 @@ async def audit(request: Request) -> Response:
                 AuditEntryOut(
                     id=e.id,
                     at=e.at,
-                    actorId=e.actor_id,
+                    actor_id=e.actor_id,
                     action=e.action,
-                    targetUserId=e.target_user_id,
+                    target_user_id=e.target_user_id,
                     detail=e.detail,
-                    clientAddress=e.client_address,
+                    client_address=e.client_address,
                 )
                 for e in entries
             ]
@@ -160,15 +171,83 @@ def by_method(**handlers: Endpoint) -> Endpoint:
     return dispatch
 
 
+def _admin_doc(
+    summary: str,
+    success: type[msgspec.Struct],
+    *raises: type[AuthError],
+    body: type[msgspec.Struct] | None = None,
+) -> Doc:
+    """Every admin call: a signed-in admin (checked again in the database), audited."""
+    return Doc(
+        summary,
+        body,
+        success,
+        raises=(RoleRequiredError, *raises),
+        signed_in=True,
+        storage=True,
+    )
+
+
 _USER = "/api/admin/users/{user_id:int}"
-admin_routes = [
-    Route("/api/admin/users", list_users, methods=["GET"]),
+_LOCKOUT = (SelfLockoutError, LastAdminError)
+admin_routes: list[Route] = [
+    ApiRoute(
+        "/api/admin/users",
+        list_users,
+        GET=_admin_doc("Admins: list and search users", UsersOut, InvalidInputError),
+    ),
     # One route per path, so a 405's Allow header names every method the path has.
-    Route(_USER, by_method(GET=read_user, DELETE=delete_user), methods=["GET", "DELETE"]),
-    Route(_USER + "/roles", set_roles, methods=["PUT"]),
-    Route(_USER + "/disable", disable, methods=["POST"]),
-    Route(_USER + "/enable", enable, methods=["POST"]),
-    Route(_USER + "/sessions", user_sessions, methods=["GET"]),
-    Route(_USER + "/sessions/{session_id}", revoke_user_session, methods=["DELETE"]),
-    Route("/api/admin/audit", audit, methods=["GET"]),
+    ApiRoute(
+        _USER,
+        by_method(GET=read_user, DELETE=delete_user),
+        GET=_admin_doc("Admins: one user", UserOut, UserNotFoundError),
+        DELETE=_admin_doc(
+            "Admins: delete a user (not yourself, not the last enabled admin)",
+            MessageOut,
+            UserNotFoundError,
+            *_LOCKOUT,
+        ),
+    ),
+    ApiRoute(
+        _USER + "/roles",
+        set_roles,
+        PUT=_admin_doc(
+            "Admins: replace a user's roles (the last enabled admin keeps admin)",
+            UserOut,
+            UserNotFoundError,
+            UnknownRoleError,
+            LastAdminError,
+            body=RolesBody,
+        ),
+    ),
+    ApiRoute(
+        _USER + "/disable",
+        disable,
+        POST=_admin_doc(
+            "Admins: disable a user (sessions end; not yourself, not the last enabled admin)",
+            UserOut,
+            UserNotFoundError,
+            *_LOCKOUT,
+        ),
+    ),
+    ApiRoute(
+        _USER + "/enable",
+        enable,
+        POST=_admin_doc("Admins: enable a user", UserOut, UserNotFoundError),
+    ),
+    ApiRoute(
+        _USER + "/sessions",
+        user_sessions,
+        GET=_admin_doc("Admins: a user's live sessions", SessionsOut, UserNotFoundError),
+    ),
+    ApiRoute(
+        _USER + "/sessions/{session_id}",
+        revoke_user_session,
+        DELETE=_admin_doc("Admins: revoke a user's session", MessageOut, SessionNotFoundError),
+    ),
+    ApiRoute(
+        "/api/admin/audit",
+        audit,
+        GET=_admin_doc("Admins: the audit log, newest first", AuditOut, InvalidInputError),
+    ),
 ]

@@ -10,7 +10,9 @@ from __future__ import annotations
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from authgate.errors import RoleRequiredError
 from authgate.http.caller import authenticate_scope
+from authgate.http.openapi import ApiRoute, Doc
 from authgate.models import Role
 from authgate.service import require_role
 
@@ -38,17 +40,25 @@ class Content:
         await send(dict(self._body))
 
 
-content_routes = [
-    Route("/api/test/all", Content("Public Content.", signed_in=False), methods=["GET"]),
-    Route("/api/test/user", Content("User Content.", signed_in=True), methods=["GET"]),
-    Route(
+content_routes: list[Route] = [
+    ApiRoute(
+        "/api/test/all",
+        Content("Public Content.", signed_in=False),
+        GET=Doc("Public content"),
+    ),
+    ApiRoute(
+        "/api/test/user",
+        Content("User Content.", signed_in=True),
+        GET=Doc("Any signed-in user", signed_in=True),
+    ),
+    ApiRoute(
         "/api/test/mod",
         Content("Moderator Content.", signed_in=True, role=Role.MODERATOR),
-        methods=["GET"],
+        GET=Doc("Moderators", raises=(RoleRequiredError,), signed_in=True),
     ),
-    Route(
+    ApiRoute(
         "/api/test/admin",
         Content("Admin Content.", signed_in=True, role=Role.ADMIN),
-        methods=["GET"],
+        GET=Doc("Admins", raises=(RoleRequiredError,), signed_in=True),
     ),
 ]

@@ -1,35 +1,109 @@
-"""The OpenAPI document, generated from the msgspec types the handlers decode and encode."""
+"""The OpenAPI document, generated from the route tables, the wire types and the error table.
+
+Each route is an ``ApiRoute``: beside its path and handler it says, per method, what the
+document says of it (``Doc``): the body and success types, whether a signed-in caller is
+needed, and the error classes its handler may raise beyond the common ones. Each
+operation's error statuses come from the error table (``problems.status_of``), so a route
+cannot be missing from the document, nor an error from its route.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+from starlette.convertors import IntegerConvertor
+from starlette.routing import BaseRoute, Route
 
 from authgate import __version__
-from authgate.http.wire import (
-    AuditOut,
-    CredentialsOut,
-    DiscoveryOut,
-    EmailChangeBody,
-    HealthOut,
-    KeySetOut,
-    MessageOut,
-    PasswordChangeBody,
-    ReadyOut,
-    ReauthenticationBody,
-    RefreshBody,
-    RolesBody,
-    SessionsOut,
-    SignedInOut,
-    SignInBody,
-    SignInOut,
-    SignUpBody,
-    TokensOut,
-    UserOut,
-    UsersOut,
+from authgate.errors import (
+    AuthError,
+    BodyTimeoutError,
+    CsrfError,
+    InvalidInputError,
+    InvalidTokenError,
+    MalformedBodyError,
+    MissingTokenError,
+    PayloadTooLargeError,
+    StorageUnavailableError,
+    TokenExpiredError,
+    UnsupportedMediaTypeError,
 )
+from authgate.http.problems import HTTP_CODES, STATUS, body_type, status_of, statuses
+from authgate.http.wire import ErrorOut
+
+Wire = type[msgspec.Struct]
+
+#: Success as plain text (the tutorial's ``/api/test/*``, Prometheus).
+TEXT = "text/plain"
+
+#: What reading a JSON body may raise (``routes.read_body``).
+BODY_ERRORS: tuple[type[AuthError], ...] = (
+    InvalidInputError,
+    MalformedBodyError,
+    BodyTimeoutError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+)
+#: What a signed-in route may raise before its handler runs: no token, a bad or expired
+#: one (``service.authenticate``).
+TOKEN_ERRORS: tuple[type[AuthError], ...] = (
+    MissingTokenError,
+    InvalidTokenError,
+    TokenExpiredError,
+)
+
+
+@dataclass(frozen=True)
+class Doc:
+    """What the document says of one operation (one method of a route)."""
+
+    summary: str
+    body: Wire | None = None
+    #: One type, several (one per transport: body or cookie), or plain text.
+    success: Wire | tuple[Wire, ...] | str = TEXT
+    #: Error classes the handler may raise beyond the common ones below.
+    raises: tuple[type[AuthError], ...] = ()
+    #: Needs an access token: the token errors, and for writes the cookie's CSRF check.
+    signed_in: bool = False
+    #: Reaches the database (or Redis): ``StorageUnavailableError``.
+    storage: bool = False
+    #: Takes ``X-Token-Transport`` (and ``X-CSRF-Token``).
+    cookie_transport: bool = False
+    #: Answers the handler builds itself, outside the error table.
+    answers: Mapping[int, Wire] = field(default_factory=dict)
+    #: False only for the document itself.
+    published: bool = True
+
+
+class ApiRoute(Route):
+    """A Starlette route and, per method, its ``Doc``: the methods are the docs' keys."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **docs: Doc) -> None:
+        super().__init__(path, endpoint, methods=list(docs))
+        self.docs = docs
+
+
+def errors_of(doc: Doc, method: str) -> set[type[AuthError]]:
+    """Every error class an operation may answer with: its own and the common ones."""
+    found = set(doc.raises)
+    if doc.body is not None:
+        found.update(BODY_ERRORS)
+    if doc.storage:
+        found.add(StorageUnavailableError)
+    if doc.signed_in:
+        found.update(TOKEN_ERRORS)
+        if method.upper() != "GET":
+            found.add(CsrfError)  # a write authenticated by the access cookie
+    return found
+
+
+#: The document is static while AUTHGATE_MISSING_TOKEN_STATUS is not: a request without a
+#: token is documented under each status the setting allows.
+_TABLES = (statuses(missing_token_status=401), statuses(missing_token_status=403))
 
 _REF = "#/components/schemas/{name}"
 _TOKEN_SECURITY: list[dict[str, list[str]]] = [
@@ -37,261 +111,6 @@ _TOKEN_SECURITY: list[dict[str, list[str]]] = [
     {"bearer": []},
     {"accessCookie": []},
 ]
-
-
-@dataclass(frozen=True)
-class Operation:
-    method: str
-    path: str
-    summary: str
-    body: type[msgspec.Struct] | None = None
-    #: One type, several (one per transport: body or cookie), or plain text.
-    success: type[msgspec.Struct] | tuple[type[msgspec.Struct], ...] | str = "text/plain"
-    errors: dict[int, type[msgspec.Struct]] = field(default_factory=dict)
-    secured: bool = False
-    cookie_transport: bool = False
-    #: Path parameters and their JSON Schema types.
-    path_params: tuple[tuple[str, str], ...] = ()
-
-
-_POST_ERRORS: dict[int, type[msgspec.Struct]] = {
-    400: MessageOut,
-    408: MessageOut,
-    413: MessageOut,
-    415: MessageOut,
-    429: MessageOut,
-    503: MessageOut,
-}
-_TOKEN_ERRORS: dict[int, type[msgspec.Struct]] = {401: MessageOut}
-_SIGNED_IN_WRITE: dict[int, type[msgspec.Struct]] = {
-    **_POST_ERRORS,
-    401: MessageOut,
-    403: MessageOut,
-}
-_ADMIN: dict[int, type[msgspec.Struct]] = {
-    400: MessageOut,
-    401: MessageOut,
-    403: MessageOut,
-    404: MessageOut,
-    503: MessageOut,
-}
-#: Changes that could remove the last enabled admin (or, in the admin API, yourself).
-_LOCKOUT: dict[int, type[msgspec.Struct]] = {409: MessageOut}
-_USER_ID = (("user_id", "integer"),)
-
-ACCOUNT_OPERATIONS = [
-    Operation(
-        "get",
-        "/api/auth/sessions",
-        "My live sessions",
-        success=SessionsOut,
-        errors={**_TOKEN_ERRORS, 503: MessageOut},
-        secured=True,
-    ),
-    Operation(
-        "delete",
-        "/api/auth/sessions/{session_id}",
-        "Revoke one of my sessions",
-        success=MessageOut,
-        errors={**_TOKEN_ERRORS, 403: MessageOut, 404: MessageOut, 503: MessageOut},
-        secured=True,
-        path_params=(("session_id", "string"),),
-    ),
-    Operation(
-        "post",
-        "/api/auth/signout-all",
-        "Sign out of every session (re-authentication required)",
-        ReauthenticationBody,
-        MessageOut,
-        _SIGNED_IN_WRITE,
-        secured=True,
-    ),
-    Operation(
-        "post",
-        "/api/auth/password",
-        "Change my password (re-authentication required; other sessions end)",
-        PasswordChangeBody,
-        MessageOut,
-        _SIGNED_IN_WRITE,
-        secured=True,
-    ),
-    Operation(
-        "post",
-        "/api/auth/email",
-        "Change my email (re-authentication required)",
-        EmailChangeBody,
-        MessageOut,
-        _SIGNED_IN_WRITE,
-        secured=True,
-    ),
-    Operation(
-        "delete",
-        "/api/auth/account",
-        "Delete my account (re-authentication required; not the last enabled admin)",
-        ReauthenticationBody,
-        MessageOut,
-        {**_SIGNED_IN_WRITE, 404: MessageOut, **_LOCKOUT},
-        secured=True,
-    ),
-]
-
-ADMIN_OPERATIONS = [
-    Operation(
-        "get",
-        "/api/admin/users",
-        "Admins: list and search users",
-        success=UsersOut,
-        errors=_ADMIN,
-        secured=True,
-    ),
-    Operation(
-        "get",
-        "/api/admin/users/{user_id}",
-        "Admins: one user",
-        success=UserOut,
-        errors=_ADMIN,
-        secured=True,
-        path_params=_USER_ID,
-    ),
-    Operation(
-        "delete",
-        "/api/admin/users/{user_id}",
-        "Admins: delete a user (not yourself, not the last enabled admin)",
-        success=MessageOut,
-        errors={**_ADMIN, **_LOCKOUT},
-        secured=True,
-        path_params=_USER_ID,
-    ),
-    Operation(
-        "put",
-        "/api/admin/users/{user_id}/roles",
-        "Admins: replace a user's roles (the last enabled admin keeps admin)",
-        RolesBody,
-        UserOut,
-        {**_ADMIN, 408: MessageOut, 413: MessageOut, 415: MessageOut, **_LOCKOUT},
-        secured=True,
-        path_params=_USER_ID,
-    ),
-    Operation(
-        "post",
-        "/api/admin/users/{user_id}/disable",
-        "Admins: disable a user (sessions end; not yourself, not the last enabled admin)",
-        success=UserOut,
-        errors={**_ADMIN, **_LOCKOUT},
-        secured=True,
-        path_params=_USER_ID,
-    ),
-    Operation(
-        "post",
-        "/api/admin/users/{user_id}/enable",
-        "Admins: enable a user",
-        success=UserOut,
-        errors=_ADMIN,
-        secured=True,
-        path_params=_USER_ID,
-    ),
-    Operation(
-        "get",
-        "/api/admin/users/{user_id}/sessions",
-        "Admins: a user's live sessions",
-        success=SessionsOut,
-        errors=_ADMIN,
-        secured=True,
-        path_params=_USER_ID,
-    ),
-    Operation(
-        "delete",
-        "/api/admin/users/{user_id}/sessions/{session_id}",
-        "Admins: revoke a user's session",
-        success=MessageOut,
-        errors=_ADMIN,
-        secured=True,
-        path_params=(*_USER_ID, ("session_id", "string")),
-    ),
-    Operation(
-        "get",
-        "/api/admin/audit",
-        "Admins: the audit log, newest first",
-        success=AuditOut,
-        errors=_ADMIN,
-        secured=True,
-    ),
-]
-
-OPERATIONS = [
-    Operation(
-        "post",
-        "/api/auth/signup",
-        "Create an account (roles beyond user need an admin's token)",
-        SignUpBody,
-        MessageOut,
-        {**_POST_ERRORS, 403: MessageOut},
-    ),
-    Operation(
-        "post",
-        "/api/auth/signin",
-        "Sign in: access and refresh tokens",
-        SignInBody,
-        (SignInOut, SignedInOut),
-        {**_POST_ERRORS, 401: CredentialsOut},
-        cookie_transport=True,
-    ),
-    Operation(
-        "post",
-        "/api/auth/refreshtoken",
-        "Spend a refresh token for a new pair",
-        RefreshBody,
-        (TokensOut, MessageOut),
-        {**_POST_ERRORS, 403: MessageOut},
-        cookie_transport=True,
-    ),
-    Operation(
-        "post",
-        "/api/auth/signout",
-        "Revoke a session: of the refresh token in the body or cookie, else of the access token",
-        RefreshBody,
-        MessageOut,
-        # 401: `{}` with an access token that is invalid or expired (as on protected routes)
-        {**_POST_ERRORS, 401: MessageOut, 403: MessageOut},
-        cookie_transport=True,
-    ),
-    Operation("get", "/api/test/all", "Public content"),
-    Operation("get", "/healthz", "The process is alive", success=HealthOut),
-    Operation(
-        "get",
-        "/readyz",
-        "The database (and Redis) answer",
-        success=ReadyOut,
-        errors={503: ReadyOut},
-    ),
-    Operation("get", "/metrics", "Prometheus metrics", errors={403: MessageOut}),
-    Operation("get", "/.well-known/jwks.json", "Public signing keys (JWK Set)", success=KeySetOut),
-    Operation(
-        "get",
-        "/.well-known/openid-configuration",
-        "Issuer and key set location",
-        success=DiscoveryOut,
-    ),
-    Operation("get", "/api/test/user", "Any signed-in user", errors=_TOKEN_ERRORS, secured=True),
-    *ACCOUNT_OPERATIONS,
-    *ADMIN_OPERATIONS,
-    Operation(
-        "get",
-        "/api/test/mod",
-        "Moderators",
-        errors={**_TOKEN_ERRORS, 403: MessageOut},
-        secured=True,
-    ),
-    Operation(
-        "get", "/api/test/admin", "Admins", errors={**_TOKEN_ERRORS, 403: MessageOut}, secured=True
-    ),
-]
-
-
-def _json_content(*kinds: type[msgspec.Struct]) -> dict[str, Any]:
-    refs = [{"$ref": _REF.format(name=kind.__name__)} for kind in kinds]
-    return {"application/json": {"schema": refs[0] if len(refs) == 1 else {"oneOf": refs}}}
-
 
 _TRANSPORT_HEADERS = [
     {
@@ -316,8 +135,7 @@ _TRANSPORT_HEADERS = [
     },
 ]
 
-
-#: What a secured operation's 401 and 403 mean; which of the two a request without any
+#: What a signed-in operation's 401 and 403 mean; which of the two a request without any
 #: token gets is AUTHGATE_MISSING_TOKEN_STATUS's choice.
 _UNAUTHORIZED = (
     "`No token provided!` when no token is sent (AUTHGATE_MISSING_TOKEN_STATUS=401, the "
@@ -330,52 +148,120 @@ _FORBIDDEN_WITHOUT_CREDENTIALS = (
 )
 
 
-def _descriptions(op: Operation) -> dict[int, str]:
-    if not op.secured:
+def _error_answers(errors: Iterable[type[AuthError]]) -> dict[int, dict[Wire, set[str]]]:
+    """Status -> body type -> the codes it may carry."""
+    answers: dict[int, dict[Wire, set[str]]] = {}
+    for kind in errors:
+        for table in _TABLES:
+            by_body = answers.setdefault(status_of(kind, table), {})
+            by_body.setdefault(body_type(kind), set()).add(kind.code)
+    return answers
+
+
+def _error_content(by_body: Mapping[Wire, set[str]]) -> dict[str, Any]:
+    """Each body type's schema, its ``code`` narrowed to the codes this answer may carry."""
+    schemas = [
+        {
+            "allOf": [
+                {"$ref": _REF.format(name=kind.__name__)},
+                {"properties": {"code": {"enum": sorted(codes)}}},
+            ]
+        }
+        for kind, codes in sorted(by_body.items(), key=lambda item: item[0].__name__)
+    ]
+    return {"application/json": {"schema": schemas[0] if len(schemas) == 1 else {"oneOf": schemas}}}
+
+
+def _descriptions(doc: Doc, errors: set[type[AuthError]]) -> dict[int, str]:
+    if not doc.signed_in:
         return {}
     forbidden = _FORBIDDEN_WITHOUT_CREDENTIALS
-    if 403 in op.errors:  # also refused for its own reasons (a role, re-authentication)
-        forbidden = f"Refused (see the message); or {forbidden}"
+    if any(status_of(kind, STATUS) == 403 for kind in errors - {MissingTokenError}):
+        forbidden = f"Refused (see the message); or {forbidden}"  # a role, CSRF, re-authentication
     return {401: _UNAUTHORIZED, 403: forbidden}
 
 
-def _operation(op: Operation) -> dict[str, Any]:
-    if isinstance(op.success, str):
-        success: dict[str, Any] = {"text/plain": {"schema": {"type": "string"}}}
-    elif isinstance(op.success, tuple):
-        success = _json_content(*op.success)
-    else:
-        success = _json_content(op.success)
+def _json_content(*kinds: Wire) -> dict[str, Any]:
+    refs = [{"$ref": _REF.format(name=kind.__name__)} for kind in kinds]
+    return {"application/json": {"schema": refs[0] if len(refs) == 1 else {"oneOf": refs}}}
+
+
+def _success(doc: Doc) -> tuple[Wire, ...]:
+    if isinstance(doc.success, str):
+        return ()
+    return doc.success if isinstance(doc.success, tuple) else (doc.success,)
+
+
+def _operation(route: Route, method: str, doc: Doc) -> dict[str, Any]:
+    success: dict[str, Any] = (
+        _json_content(*_success(doc)) if _success(doc) else {TEXT: {"schema": {"type": "string"}}}
+    )
     responses: dict[str, Any] = {"200": {"description": "OK", "content": success}}
-    descriptions = _descriptions(op)
-    errors: dict[int, type[msgspec.Struct]] = dict.fromkeys(descriptions, MessageOut) | op.errors
-    for status, kind in sorted(errors.items()):
+    errors = errors_of(doc, method)
+    descriptions = _descriptions(doc, errors)
+    by_status = _error_answers(errors)
+    if route.param_convertors:  # a value its convertor refuses: the router's own 404
+        by_status.setdefault(404, {}).setdefault(ErrorOut, set()).add(HTTP_CODES[404])
+    answers = {status: _error_content(by_body) for status, by_body in by_status.items()}
+    if doc.answers.keys() & answers.keys():
+        raise ValueError(f"{route.path}: an answer both built by hand and from the table")
+    answers.update({status: _json_content(kind) for status, kind in doc.answers.items()})
+    for status, content in sorted(answers.items()):
         responses[str(status)] = {
             "description": descriptions.get(status, "Error"),
-            "content": _json_content(kind),
+            "content": content,
         }
-    spec: dict[str, Any] = {"summary": op.summary, "responses": responses}
-    if op.body is not None:
-        spec["requestBody"] = {"required": True, "content": _json_content(op.body)}
-    if op.secured:
+    spec: dict[str, Any] = {"summary": doc.summary, "responses": responses}
+    if doc.body is not None:
+        spec["requestBody"] = {"required": True, "content": _json_content(doc.body)}
+    if doc.signed_in:
         spec["security"] = _TOKEN_SECURITY
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
-        for name, kind in op.path_params
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer" if isinstance(kind, IntegerConvertor) else "string"},
+        }
+        for name, kind in route.param_convertors.items()
     ]
-    if op.cookie_transport:
+    if doc.cookie_transport:
         parameters.extend(_TRANSPORT_HEADERS)
     if parameters:
         spec["parameters"] = parameters
     return spec
 
 
-def document() -> dict[str, Any]:
-    types = sorted({t for op in OPERATIONS for t in _types(op)}, key=lambda t: t.__name__)
-    _, components = msgspec.json.schema_components(types, ref_template=_REF)
+def operations(routes: Sequence[BaseRoute]) -> list[tuple[Route, str, Doc]]:
+    """Every published (route, method, doc); a route without docs is an error."""
+    found: list[tuple[Route, str, Doc]] = []
+    for route in routes:
+        if not isinstance(route, ApiRoute):
+            raise TypeError(f"route {getattr(route, 'path', route)!r} has no OpenAPI Doc")
+        found.extend(
+            (route, method.lower(), doc) for method, doc in route.docs.items() if doc.published
+        )
+    return found
+
+
+def _types(method: str, doc: Doc) -> list[Wire]:
+    found = [*_success(doc), *doc.answers.values()]
+    found.extend(body_type(kind) for kind in errors_of(doc, method))
+    if doc.body is not None:
+        found.append(doc.body)
+    return found
+
+
+def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
+    published = operations(routes)
+    types = {kind for _, method, doc in published for kind in _types(method, doc)}
+    _, components = msgspec.json.schema_components(
+        sorted(types, key=lambda kind: kind.__name__), ref_template=_REF
+    )
     paths: dict[str, dict[str, Any]] = {}
-    for op in OPERATIONS:
-        paths.setdefault(op.path, {})[op.method] = _operation(op)
+    for route, method, doc in published:
+        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # {user_id:int} -> {user_id}
+        paths.setdefault(path, {})[method] = _operation(route, method, doc)
     return {
         "openapi": "3.1.0",
         "info": {"title": "authgate", "version": __version__},
@@ -404,16 +290,14 @@ def document() -> dict[str, Any]:
     }
 
 
-def _types(op: Operation) -> list[type[msgspec.Struct]]:
-    found = [*op.errors.values()]
-    if op.body is not None:
-        found.append(op.body)
-    if isinstance(op.success, tuple):
-        found.extend(op.success)
-    elif not isinstance(op.success, str):
-        found.append(op.success)
-    return found
+#: Encoded documents by the identity of the routes they describe (the app's routes never
+#: change while the process runs; every app serves the same route objects).
+_ENCODED: dict[tuple[int, ...], tuple[Sequence[BaseRoute], bytes]] = {}
 
 
-#: Encoded once: the document never changes while the process runs.
-DOCUMENT = msgspec.json.encode(document())
+def encoded(routes: Sequence[BaseRoute]) -> bytes:
+    """The document of ``routes`` as JSON, built once."""
+    key = tuple(map(id, routes))
+    if key not in _ENCODED:
+        _ENCODED[key] = (tuple(routes), msgspec.json.encode(document(routes)))  # keeps ids live
+    return _ENCODED[key][1]

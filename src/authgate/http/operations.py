@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from authgate.errors import StorageUnavailableError
+from authgate.http.openapi import ApiRoute, Doc
 from authgate.http.options import options_of
 from authgate.http.problems import JSON
 from authgate.http.routes import client_address, service_of
@@ -80,8 +81,12 @@ def _may_scrape(request: Request, metrics_token: str | None) -> bool:
         return False
 
 
-operations_routes = [
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/readyz", readyz, methods=["GET"]),
-    Route("/metrics", metrics, methods=["GET"]),
+operations_routes: list[Route] = [
+    ApiRoute("/healthz", healthz, GET=Doc("The process is alive", success=HealthOut)),
+    ApiRoute(
+        "/readyz",
+        readyz,
+        GET=Doc("The database (and Redis) answer", success=ReadyOut, answers={503: ReadyOut}),
+    ),
+    ApiRoute("/metrics", metrics, GET=Doc("Prometheus metrics", answers={403: MessageOut})),
 ]

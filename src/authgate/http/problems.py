@@ -26,7 +26,7 @@ from authgate.errors import (
     UnsupportedMediaTypeError,
     UserNotFoundError,
 )
-from authgate.http.wire import CredentialsOut, MessageOut, encode
+from authgate.http.wire import CredentialsOut, ErrorOut, encode
 
 JSON = "application/json; charset=utf-8"
 
@@ -57,19 +57,29 @@ def statuses(*, missing_token_status: int = 401) -> dict[type[AuthError], int]:
     return {**STATUS, MissingTokenError: missing_token_status}
 
 
-def status_of(error: AuthError, table: Mapping[type[AuthError], int] = STATUS) -> int:
-    for cls in type(error).__mro__:
+def status_of(
+    error: AuthError | type[AuthError], table: Mapping[type[AuthError], int] = STATUS
+) -> int:
+    """The status of an error, or of every error of a class (the OpenAPI document's use)."""
+    kind = error if isinstance(error, type) else type(error)
+    for cls in kind.__mro__:
         if cls in table:
             return table[cls]
     return 400  # pragma: no cover - AuthError itself is in the table
 
 
+def body_type(kind: type[AuthError]) -> type[ErrorOut] | type[CredentialsOut]:
+    """The wire type of the answer to ``kind``: the tutorial's sign-in failure keeps its
+    ``accessToken: null``."""
+    return CredentialsOut if issubclass(kind, InvalidCredentialsError) else ErrorOut
+
+
 def error_response(error: AuthError, table: Mapping[type[AuthError], int] = STATUS) -> Response:
     status = status_of(error, table)
-    body: MessageOut | CredentialsOut = MessageOut(error.message)
+    body: ErrorOut | CredentialsOut = ErrorOut(error.message, error.code)
     headers: dict[str, str] = {}
-    if isinstance(error, InvalidCredentialsError):
-        body = CredentialsOut(accessToken=None, message=error.message)
+    if body_type(type(error)) is CredentialsOut:
+        body = CredentialsOut(access_token=None, message=error.message, code=error.code)
     if isinstance(error, TokenError):
         # RFC 6750 §3: no error code when no token was sent. RFC 9110 §11.6.1 allows the
         # challenge on a 403 too (AUTHGATE_MISSING_TOKEN_STATUS=403): a token would help.
@@ -85,10 +95,17 @@ def error_response(error: AuthError, table: Mapping[type[AuthError], int] = STAT
     return Response(encode(body), status_code=status, headers=headers, media_type=JSON)
 
 
+#: Codes of the answers that come from Starlette or from no error class (docs/errors.md).
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+HTTP_CODE = "http_error"
+INTERNAL_CODE = "internal_error"
+
+
 def http_error_response(error: HTTPException) -> Response:
     """Starlette's own 404/405 and friends, as JSON."""
+    code = HTTP_CODES.get(error.status_code, HTTP_CODE)
     return Response(
-        encode({"message": error.detail}),
+        encode(ErrorOut(error.detail, code)),
         status_code=error.status_code,
         headers=error.headers,
         media_type=JSON,
@@ -97,7 +114,8 @@ def http_error_response(error: HTTPException) -> Response:
 
 def unexpected_response() -> Response:
     """Last resort: never a stack trace or library text on the wire."""
-    return Response(encode({"message": "Internal server error."}), status_code=500, media_type=JSON)
+    body = encode(ErrorOut("Internal server error.", INTERNAL_CODE))
+    return Response(body, status_code=500, media_type=JSON)
 
 
 class Problems:

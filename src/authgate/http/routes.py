@@ -12,14 +12,24 @@ from starlette.routing import Route
 from authgate.errors import (
     AuthError,
     BodyTimeoutError,
+    CsrfError,
+    EmailTakenError,
+    InvalidCredentialsError,
     InvalidRefreshTokenError,
+    InvalidTokenError,
+    PasswordPolicyError,
     PayloadTooLargeError,
     RefreshTokenMissingError,
+    RoleGrantDeniedError,
+    TokenExpiredError,
+    TooManyRequestsError,
+    UnknownRoleError,
     UnsupportedMediaTypeError,
+    UsernameTakenError,
 )
 from authgate.http import cookies
 from authgate.http.caller import authenticate_scope
-from authgate.http.openapi import DOCUMENT
+from authgate.http.openapi import ApiRoute, Doc, encoded
 from authgate.http.options import options_of
 from authgate.http.problems import JSON
 from authgate.http.wire import (
@@ -135,8 +145,8 @@ async def sign_in(request: Request) -> Response:
             username=user.username,
             email=user.email,
             roles=roles,
-            accessToken=result.tokens.access_token,
-            refreshToken=result.tokens.refresh_token,
+            access_token=result.tokens.access_token,
+            refresh_token=result.tokens.refresh_token,
         )
     )
 
@@ -144,14 +154,14 @@ async def sign_in(request: Request) -> Response:
 def _refresh_token_of(request: Request, body: RefreshBody) -> tuple[str, bool]:
     """The refresh token from the body (as the tutorial sends it) or the refresh cookie, and
     whether it came from the cookie."""
-    if body.refreshToken is None:
+    if body.refresh_token is None:
         from_cookie = cookies.refresh_token(request)
         if from_cookie is None:
             raise RefreshTokenMissingError()
         return from_cookie, True
-    if not isinstance(body.refreshToken, str):
+    if not isinstance(body.refresh_token, str):
         raise InvalidRefreshTokenError()
-    return body.refreshToken, False
+    return body.refresh_token, False
 
 
 async def refresh(request: Request) -> Response:
@@ -162,7 +172,9 @@ async def refresh(request: Request) -> Response:
         response = json_response(MessageOut("Tokens refreshed."))
         cookies.set_tokens(response, request, pair)
         return response
-    return json_response(TokensOut(accessToken=pair.access_token, refreshToken=pair.refresh_token))
+    return json_response(
+        TokensOut(access_token=pair.access_token, refresh_token=pair.refresh_token)
+    )
 
 
 async def sign_out(request: Request) -> Response:
@@ -170,7 +182,7 @@ async def sign_out(request: Request) -> Response:
     body = await read_body(request, RefreshBody)
     headers = request.headers
     if (
-        body.refreshToken is None
+        body.refresh_token is None
         and not cookies.refresh_cookie_sent(request)
         and token_from_headers(headers.get("x-access-token"), headers.get("authorization"))
     ):
@@ -184,8 +196,8 @@ async def sign_out(request: Request) -> Response:
     return response
 
 
-async def openapi(_request: Request) -> Response:
-    return Response(DOCUMENT, media_type=JSON)
+async def openapi(request: Request) -> Response:
+    return Response(encoded(request.app.routes), media_type=JSON)
 
 
 # -- published keys ----------------------------------------------------------
@@ -225,12 +237,83 @@ async def openid_configuration(request: Request) -> Response:
     return Response(encode(body), media_type=JSON, headers=headers)
 
 
-routes = [
-    Route("/openapi.json", openapi, methods=["GET"]),
-    Route("/.well-known/jwks.json", jwks, methods=["GET"]),
-    Route("/.well-known/openid-configuration", openid_configuration, methods=["GET"]),
-    Route("/api/auth/signup", sign_up, methods=["POST"]),
-    Route("/api/auth/signin", sign_in, methods=["POST"]),
-    Route("/api/auth/refreshtoken", refresh, methods=["POST"]),
-    Route("/api/auth/signout", sign_out, methods=["POST"]),
+routes: list[Route] = [
+    ApiRoute("/openapi.json", openapi, GET=Doc("This document", published=False)),
+    ApiRoute(
+        "/.well-known/jwks.json",
+        jwks,
+        GET=Doc("Public signing keys (JWK Set)", success=KeySetOut),
+    ),
+    ApiRoute(
+        "/.well-known/openid-configuration",
+        openid_configuration,
+        GET=Doc("Issuer and key set location", success=DiscoveryOut),
+    ),
+    ApiRoute(
+        "/api/auth/signup",
+        sign_up,
+        POST=Doc(
+            "Create an account (roles beyond user need an admin's token)",
+            SignUpBody,
+            MessageOut,
+            raises=(
+                UsernameTakenError,
+                EmailTakenError,
+                UnknownRoleError,
+                PasswordPolicyError,
+                RoleGrantDeniedError,
+                TooManyRequestsError,
+            ),
+            storage=True,
+        ),
+    ),
+    ApiRoute(
+        "/api/auth/signin",
+        sign_in,
+        POST=Doc(
+            "Sign in: access and refresh tokens",
+            SignInBody,
+            (SignInOut, SignedInOut),
+            raises=(InvalidCredentialsError, TooManyRequestsError),
+            storage=True,
+            cookie_transport=True,
+        ),
+    ),
+    ApiRoute(
+        "/api/auth/refreshtoken",
+        refresh,
+        POST=Doc(
+            "Spend a refresh token for a new pair",
+            RefreshBody,
+            (TokensOut, MessageOut),
+            raises=(
+                RefreshTokenMissingError,
+                InvalidRefreshTokenError,
+                CsrfError,
+                TooManyRequestsError,
+            ),
+            storage=True,
+            cookie_transport=True,
+        ),
+    ),
+    ApiRoute(
+        "/api/auth/signout",
+        sign_out,
+        POST=Doc(
+            "Revoke a session: of the refresh token in the body or cookie, else of the access "
+            "token",
+            RefreshBody,
+            MessageOut,
+            # `{}` with an access token: the protected routes' 401s, though no token is needed.
+            raises=(
+                RefreshTokenMissingError,
+                InvalidRefreshTokenError,  # a token that is not a string
+                CsrfError,
+                InvalidTokenError,
+                TokenExpiredError,
+            ),
+            storage=True,
+            cookie_transport=True,
+        ),
+    ),
 ]

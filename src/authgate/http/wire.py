@@ -1,4 +1,9 @@
-"""Request and response bodies as msgspec types: the tutorial's wire names live here only."""
+"""Request and response bodies as msgspec types: the tutorial's wire names live here only.
+
+Fields are snake_case in Python; ``rename="camel"`` gives the tutorial's names on the wire
+(``refresh_token`` is ``refreshToken``). The discovery document keeps its standard
+snake_case names, so it is not renamed.
+"""
 
 from __future__ import annotations
 
@@ -29,13 +34,21 @@ class SignInBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     password: Text
 
 
-class RefreshBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class RefreshBody(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
     # Any: a missing or null token and a token of the wrong type get different answers.
-    refreshToken: Any = None  # noqa: N815 - the tutorial's wire name
+    refresh_token: Any = None
 
 
 class MessageOut(msgspec.Struct, frozen=True):
     message: str
+
+
+class ErrorOut(msgspec.Struct, frozen=True):
+    """An error: ``message`` for people (the tutorial's clients show it), ``code`` for
+    programs: stable, one per meaning (the table is in docs/errors.md)."""
+
+    message: str
+    code: str
 
 
 class SignedInOut(msgspec.Struct, frozen=True):
@@ -47,25 +60,27 @@ class SignedInOut(msgspec.Struct, frozen=True):
     roles: list[str]
 
 
-class SignInOut(msgspec.Struct, frozen=True):
+class SignInOut(msgspec.Struct, rename="camel", frozen=True):
     id: int
     username: str
     email: str
     roles: list[str]
-    accessToken: str  # noqa: N815
-    refreshToken: str  # noqa: N815
+    access_token: str
+    refresh_token: str
 
 
-class CredentialsOut(msgspec.Struct, frozen=True):
-    """The tutorial's failed sign-in body: ``{"accessToken": null, "message": ...}``."""
+class CredentialsOut(msgspec.Struct, rename="camel", frozen=True):
+    """The tutorial's failed sign-in body, ``{"accessToken": null, "message": ...}``, and
+    the error's ``code``."""
 
-    accessToken: None  # noqa: N815
+    access_token: None
     message: str
+    code: str
 
 
-class TokensOut(msgspec.Struct, frozen=True):
-    accessToken: str  # noqa: N815
-    refreshToken: str  # noqa: N815
+class TokensOut(msgspec.Struct, rename="camel", frozen=True):
+    access_token: str
+    refresh_token: str
 
 
 class KeySetOut(msgspec.Struct, frozen=True):
@@ -74,6 +89,7 @@ class KeySetOut(msgspec.Struct, frozen=True):
     keys: list[dict[str, str]]
 
 
+# OpenID Connect Discovery 1.0's own names (``jwks_uri``): never camel-cased.
 class DiscoveryOut(msgspec.Struct, frozen=True):
     issuer: str
     jwks_uri: str
@@ -82,32 +98,32 @@ class DiscoveryOut(msgspec.Struct, frozen=True):
     subject_types_supported: list[str]
 
 
-class ReauthenticationBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    currentPassword: Text | None = None  # noqa: N815
+class ReauthenticationBody(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+    current_password: Text | None = None
 
 
-class PasswordChangeBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    newPassword: Text  # noqa: N815
-    currentPassword: Text | None = None  # noqa: N815
+class PasswordChangeBody(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
+    new_password: Text
+    current_password: Text | None = None
 
 
-class EmailChangeBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class EmailChangeBody(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
     email: Text
-    currentPassword: Text | None = None  # noqa: N815
+    current_password: Text | None = None
 
 
 class RolesBody(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     roles: Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=8)]
 
 
-class SessionOut(msgspec.Struct, frozen=True):
+class SessionOut(msgspec.Struct, rename="camel", frozen=True):
     id: str
     current: bool
-    createdAt: int  # noqa: N815
-    lastUsedAt: int | None  # noqa: N815
-    expiresAt: int  # noqa: N815
-    clientAddress: str | None  # noqa: N815
-    userAgent: str | None  # noqa: N815
+    created_at: int
+    last_used_at: int | None
+    expires_at: int
+    client_address: str | None
+    user_agent: str | None
 
 
 class SessionsOut(msgspec.Struct, frozen=True):
@@ -126,14 +142,14 @@ class UsersOut(msgspec.Struct, frozen=True):
     users: list[UserOut]
 
 
-class AuditEntryOut(msgspec.Struct, frozen=True):
+class AuditEntryOut(msgspec.Struct, rename="camel", frozen=True):
     id: int
     at: int
-    actorId: int | None  # noqa: N815
+    actor_id: int | None
     action: str
-    targetUserId: int | None  # noqa: N815
+    target_user_id: int | None
     detail: str
-    clientAddress: str | None  # noqa: N815
+    client_address: str | None
 
 
 class AuditOut(msgspec.Struct, frozen=True):
