@@ -9,7 +9,7 @@ import pytest
 
 from authgate.config import Settings
 from authgate.http.app import build_app
-from authgate.service import AuthService
+from authgate.services import Services
 from tests.conftest import PASSWORD
 from tests.helpers import sign_up
 
@@ -25,9 +25,9 @@ ACCESS, REFRESH, CSRF = (
 
 
 @pytest.fixture
-async def browser(service: AuthService, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def browser(services: Services, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """A client that keeps cookies, over https (the cookies are Secure)."""
-    app = build_app(service, settings.replace(cookie_transport=True))
+    app = build_app(services, settings.replace(cookie_transport=True))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="https://authgate.test") as client:
         yield client
@@ -178,12 +178,12 @@ async def test_sign_in_and_refresh_never_keep_a_planted_csrf_value(
 
 
 async def test_plain_http_development_uses_the_plain_names_and_a_fresh_csrf_value(
-    service: AuthService, settings: Settings
+    services: Services, settings: Settings
 ) -> None:
     """Browsers refuse prefixed cookies that are not Secure: over plain HTTP
     (AUTHGATE_COOKIE_SECURE=false) the plain names are used, and the CSRF rule is the same."""
     plain = settings.replace(cookie_transport=True, cookie_secure=False)
-    transport = httpx.ASGITransport(app=build_app(service, plain))
+    transport = httpx.ASGITransport(app=build_app(services, plain))
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as client:
         client.cookies.set("authgate_csrf", "planted-by-someone-else", domain="127.0.0.1")
         response = await cookie_sign_in(client)

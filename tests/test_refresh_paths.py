@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from authgate.admin import OPERATOR
 from authgate.config import Settings
 from authgate.errors import (
     RefreshTokenExpiredError,
@@ -23,8 +24,9 @@ from authgate.errors import (
 )
 from authgate.http.app import build_app
 from authgate.models import Role
-from authgate.runtime import build_service
+from authgate.runtime import build_services
 from authgate.service import AuthService
+from authgate.services import Services
 from authgate.storage import Database
 from tests.conftest import PASSWORD, FakeClock
 from tests.relay import Relay
@@ -85,9 +87,10 @@ async def test_a_live_token_rotates_in_the_first_step(
 
 
 async def test_the_first_step_carries_every_role_into_the_access_token(
-    service: AuthService,
+    service: AuthService, services: Services
 ) -> None:
-    await service.create_user("root", "root@example.com", PASSWORD, ["user", "moderator", "admin"])
+    roles = ["user", "moderator", "admin"]
+    await services.admin.create_user(OPERATOR, "cli", "root", "root@example.com", PASSWORD, roles)
     token = (await service.sign_in("root", PASSWORD)).tokens.refresh_token
     pair = await service.refresh(token)
     claims = service.authenticate(pair.access_token)
@@ -196,13 +199,14 @@ async def test_an_answer_lost_after_the_commit_is_a_503_and_the_retry_keeps_the_
         pytest.skip("the relay cuts PostgreSQL's one-statement rotation")
     with Relay.in_front_of(database_url) as relay:
         relayed = Database.connect(relay.url)
-        service = await build_service(settings, relayed, clock=clock)
+        services = await build_services(settings, relayed, clock=clock)
+        service = services.auth
         try:
             # Warm up: the pooled connection is open and the rotation statement prepared,
             # so the database's first answer after arming is the rotation's result.
             first = (await service.refresh(await sign_in(service))).refresh_token
             relay.cut_next_answer()
-            transport = httpx.ASGITransport(app=build_app(service, settings))
+            transport = httpx.ASGITransport(app=build_app(services, settings))
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 lost = await client.post("/api/auth/refreshtoken", json={"refreshToken": first})
             assert lost.status_code == 503
@@ -218,7 +222,7 @@ async def test_an_answer_lost_after_the_commit_is_a_503_and_the_retry_keeps_the_
             await service.refresh(retried)
             assert not await session_revoked(database)
         finally:
-            await service.aclose()
+            await services.aclose()
             await relayed.close()
 
 
@@ -246,10 +250,10 @@ async def test_a_lost_connection_is_a_503_and_is_not_handed_on(
 
 async def test_an_unreachable_database_is_a_503(settings: Settings, clock: FakeClock) -> None:
     database = Database.connect("postgresql://postgres@127.0.0.1:1/none", timeout_seconds=1)
-    service = await build_service(settings, database, clock=clock)
+    services = await build_services(settings, database, clock=clock)
     try:
         with pytest.raises(StorageUnavailableError):
-            await service.refresh("a" * 43)
+            await services.auth.refresh("a" * 43)
     finally:
-        await service.aclose()
+        await services.aclose()
         await database.close()

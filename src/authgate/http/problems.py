@@ -16,6 +16,7 @@ from authgate.errors import (
     InvalidCredentialsError,
     InvalidInputError,
     MissingTokenError,
+    NotReadyError,
     PayloadTooLargeError,
     PermissionDeniedError,
     RefreshTokenError,
@@ -26,7 +27,7 @@ from authgate.errors import (
     UnsupportedMediaTypeError,
     UserNotFoundError,
 )
-from authgate.http.wire import CredentialsOut, MessageOut, encode
+from authgate.http.wire import CredentialsOut, MessageOut, ReadyOut, encode
 
 JSON = "application/json; charset=utf-8"
 
@@ -47,6 +48,7 @@ STATUS: dict[type[AuthError], int] = {
     SessionNotFoundError: 404,
     TooManyRequestsError: 429,
     StorageUnavailableError: 503,
+    NotReadyError: 503,  # no Retry-After: a load balancer polls /readyz on its own schedule
 }
 
 
@@ -66,10 +68,12 @@ def status_of(error: AuthError, table: Mapping[type[AuthError], int] = STATUS) -
 
 def error_response(error: AuthError, table: Mapping[type[AuthError], int] = STATUS) -> Response:
     status = status_of(error, table)
-    body: MessageOut | CredentialsOut = MessageOut(error.message)
+    body: MessageOut | CredentialsOut | ReadyOut = MessageOut(error.message)
     headers: dict[str, str] = {}
     if isinstance(error, InvalidCredentialsError):
         body = CredentialsOut(accessToken=None, message=error.message)
+    if isinstance(error, NotReadyError):
+        body = ReadyOut("unready", error.checks)
     if isinstance(error, TokenError):
         # RFC 6750 §3: no error code when no token was sent. RFC 9110 §11.6.1 allows the
         # challenge on a 403 too (AUTHGATE_MISSING_TOKEN_STATUS=403): a token would help.
