@@ -1,4 +1,4 @@
-"""Fixtures that compose: clock -> settings -> database -> service -> app -> client."""
+"""Fixtures that compose: clock -> settings -> database -> services -> app -> client."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from starlette.applications import Starlette
 
 from authgate.config import Settings
 from authgate.http.app import build_app
-from authgate.runtime import build_service
+from authgate.runtime import build_services
 from authgate.service import AuthService
+from authgate.services import Services
 from authgate.storage import Database
 from tests.databases import SERVER_URLS, Provisioned, empty, fresh_url, provision, release
 
@@ -94,13 +95,19 @@ async def database(database_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-async def service(settings: Settings, database: Database, clock: FakeClock) -> AuthService:
-    return await build_service(settings, database, clock=clock)
+async def services(settings: Settings, database: Database, clock: FakeClock) -> Services:
+    return await build_services(settings, database, clock=clock)
 
 
 @pytest.fixture
-def app(service: AuthService, settings: Settings) -> Starlette:
-    return build_app(service, settings)
+def service(services: Services) -> AuthService:
+    """The sign-up, sign-in and refresh rules of ``services``."""
+    return services.auth
+
+
+@pytest.fixture
+def app(services: Services, settings: Settings) -> Starlette:
+    return build_app(services, settings)
 
 
 @pytest.fixture
@@ -120,13 +127,13 @@ def client_with(settings: Settings, database: Database, clock: FakeClock) -> Cli
     @asynccontextmanager
     async def open_client(**changes: object) -> AsyncIterator[httpx.AsyncClient]:
         changed = settings.replace(**changes)
-        service = await build_service(changed, database, clock=clock)
-        transport = httpx.ASGITransport(app=build_app(service, changed))
+        services = await build_services(changed, database, clock=clock)
+        transport = httpx.ASGITransport(app=build_app(services, changed))
         async with httpx.AsyncClient(
             transport=transport, base_url="http://authgate.test"
         ) as client:
             yield client
-        await service.aclose()
+        await services.aclose()
 
     return open_client
 

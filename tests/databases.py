@@ -20,7 +20,7 @@ SERVER_URLS = {
     "postgresql": "AUTHGATE_TEST_POSTGRES_URL",
     "mysql": "AUTHGATE_TEST_MYSQL_URL",
 }
-DATA_TABLES = ("refresh_tokens", "sessions", "user_roles", "users", "signing_keys")
+DATA_TABLES = ("audit_log", "refresh_tokens", "sessions", "user_roles", "users", "signing_keys")
 
 
 @dataclass

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
-from authgate.service import AuthService
+from authgate.admin import OPERATOR
+from authgate.errors import UserNotFoundError
+from authgate.services import Services
+from authgate.storage import Database
 from tests.conftest import PASSWORD
 from tests.helpers import legacy, refresh, sign_in, signed_in
 
@@ -16,8 +21,10 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def admin(client: httpx.AsyncClient, service: AuthService) -> dict[str, str]:
-    await service.create_user("root", "root@example.com", PASSWORD, ["admin", "user"])
+async def admin(client: httpx.AsyncClient, services: Services) -> dict[str, str]:
+    await services.admin.create_user(
+        OPERATOR, "cli", "root", "root@example.com", PASSWORD, ["admin", "user"]
+    )
     token = (await sign_in(client, "root")).json()["accessToken"]
     return legacy(token)
 
@@ -108,9 +115,11 @@ async def test_listing_searching_and_reading_users(
 
 
 async def test_taking_a_role_away_ends_the_users_sessions_at_once(
-    client: httpx.AsyncClient, admin: dict[str, str], service: AuthService
+    client: httpx.AsyncClient, admin: dict[str, str], services: Services
 ) -> None:
-    await service.create_user("mod", "mod@example.com", PASSWORD, ["moderator", "user"])
+    await services.admin.create_user(
+        OPERATOR, "cli", "mod", "mod@example.com", PASSWORD, ["moderator", "user"]
+    )
     moderator = (await sign_in(client, "mod")).json()
     assert (
         await client.get("/api/test/mod", headers=legacy(moderator["accessToken"]))
@@ -178,18 +187,24 @@ async def test_every_admin_action_is_audited(
 
 
 async def test_a_demoted_admin_loses_the_admin_api_at_once(
-    client: httpx.AsyncClient, admin: dict[str, str], service: AuthService
+    client: httpx.AsyncClient, admin: dict[str, str], services: Services
 ) -> None:
-    await service.create_user("boss", "boss@example.com", PASSWORD, ["admin"])
-    await service.set_roles("root", ["user"])  # the token in `admin` still says admin
+    await services.admin.create_user(
+        OPERATOR, "cli", "boss", "boss@example.com", PASSWORD, ["admin"]
+    )
+    await services.admin.set_roles(
+        OPERATOR, "cli", "root", ["user"]
+    )  # the token in `admin` still says admin
     response = await client.get("/api/admin/users", headers=admin)
     assert response.status_code in (401, 403)
 
 
 async def test_an_admin_cannot_disable_or_delete_their_own_account(
-    client: httpx.AsyncClient, admin: dict[str, str], service: AuthService
+    client: httpx.AsyncClient, admin: dict[str, str], services: Services
 ) -> None:
-    await service.create_user("boss", "boss@example.com", PASSWORD, ["admin"])  # not the last
+    await services.admin.create_user(
+        OPERATOR, "cli", "boss", "boss@example.com", PASSWORD, ["admin"]
+    )  # not the last
     root = await user_id(client, admin, "root")
     for method, path in (
         ("POST", f"/api/admin/users/{root}/disable"),
@@ -204,7 +219,7 @@ async def test_an_admin_cannot_disable_or_delete_their_own_account(
 
 
 async def test_the_last_enabled_admin_cannot_lose_the_admin_role_or_be_disabled(
-    client: httpx.AsyncClient, admin: dict[str, str], service: AuthService
+    client: httpx.AsyncClient, admin: dict[str, str], services: Services
 ) -> None:
     root = await user_id(client, admin, "root")
     demote = await client.put(
@@ -217,15 +232,17 @@ async def test_the_last_enabled_admin_cannot_lose_the_admin_role_or_be_disabled(
         "code": "last_admin",
     }
     # A disabled admin is no admin: it does not make root's demotion safe.
-    await service.create_user("dormant", "dormant@example.com", PASSWORD, ["admin"])
-    await service.set_enabled("dormant", False)
+    await services.admin.create_user(
+        OPERATOR, "cli", "dormant", "dormant@example.com", PASSWORD, ["admin"]
+    )
+    await services.admin.set_enabled(OPERATOR, "cli", "dormant", False)
     again = await client.put(
         f"/api/admin/users/{root}/roles", json={"roles": ["user"]}, headers=admin
     )
     assert again.status_code == 409
     assert (await client.get("/api/test/admin", headers=admin)).status_code == 200  # unchanged
     # With another enabled admin, root may step down; the other admin then cannot be removed.
-    await service.set_enabled("dormant", True)
+    await services.admin.set_enabled(OPERATOR, "cli", "dormant", True)
     stepped_down = await client.put(
         f"/api/admin/users/{root}/roles", json={"roles": ["user"]}, headers=admin
     )
@@ -252,9 +269,11 @@ async def test_the_last_admin_cannot_delete_their_own_account(
 
 
 async def test_two_admins_disabling_each_other_at_once_leave_one_admin(
-    client: httpx.AsyncClient, admin: dict[str, str], service: AuthService
+    client: httpx.AsyncClient, admin: dict[str, str], services: Services
 ) -> None:
-    await service.create_user("boss", "boss@example.com", PASSWORD, ["admin"])
+    await services.admin.create_user(
+        OPERATOR, "cli", "boss", "boss@example.com", PASSWORD, ["admin"]
+    )
     boss = (await sign_in(client, "boss")).json()
     root = await user_id(client, admin, "root")
     answers = await asyncio.gather(
@@ -263,5 +282,88 @@ async def test_two_admins_disabling_each_other_at_once_leave_one_admin(
     )
     statuses = sorted(answer.status_code for answer in answers)
     assert statuses in ([200, 403], [200, 409]), statuses  # the loser is refused or disabled
-    remaining = [user for user in await service.list_users() if user.enabled]
+    remaining = [user for user in await services.admin.every_user(OPERATOR) if user.enabled]
     assert len(remaining) == 1
+
+
+# -- the operator (the CLI's actor): the same rules, the same record -----------------
+
+
+async def audit_rows(database: Database) -> list[sa.Row[Any]]:
+    """The audit log as stored, oldest first."""
+    query = "SELECT actor_id, action, target_user_id, detail, client_address FROM audit_log"
+    async with database.engine.connect() as connection:
+        return list((await connection.execute(sa.text(query + " ORDER BY id"))).all())
+
+
+async def test_the_operators_changes_are_audited_with_no_actor(
+    services: Services, database: Database
+) -> None:
+    admin = services.admin
+    alice = await admin.create_user(
+        OPERATOR, "cli", "alice", "alice@example.com", PASSWORD, ["user"]
+    )
+    await admin.set_roles(OPERATOR, "cli", "alice", ["moderator", "user"])
+    await admin.set_enabled(OPERATOR, "cli", "ALICE", False)
+    await admin.set_enabled(OPERATOR, "cli", "alice", True)
+    with pytest.raises(UserNotFoundError):
+        await admin.set_enabled(OPERATOR, "cli", "ghost", False)  # refused: no record
+    assert [tuple(row) for row in await audit_rows(database)] == [
+        (None, "users.create", alice, "user", "cli"),
+        (None, "users.set_roles", alice, "moderator,user", "cli"),
+        (None, "users.disable", alice, "", "cli"),
+        (None, "users.enable", alice, "", "cli"),
+    ]
+
+
+async def test_disabling_from_the_cli_or_the_admin_api_ends_sessions_alike(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    services: Services,
+    database: Database,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Alice is disabled as the CLI does it, bob through the admin API: what each of them
+    then meets is the same, and so is what the log and the audit say, but for who acted."""
+    caplog.set_level(logging.INFO, logger="authgate.security")
+    root = await user_id(client, admin, "root")
+    sessions: dict[str, list[dict[str, Any]]] = {}
+    for name in ("alice", "bob"):
+        sessions[name] = [await signed_in(client, name), (await sign_in(client, name)).json()]
+    alice, bob = sessions["alice"][0]["id"], sessions["bob"][0]["id"]
+    await services.admin.set_enabled(OPERATOR, "cli", "alice", False)
+    disabled = await client.post(f"/api/admin/users/{bob}/disable", headers=admin)
+    assert disabled.status_code == 200
+
+    async def outcome(name: str) -> list[object]:
+        found: list[object] = []
+        for body in sessions[name]:
+            access = await client.get("/api/test/user", headers=legacy(body["accessToken"]))
+            found += [access.status_code, (await refresh(client, body["refreshToken"])).status_code]
+        found.append((await sign_in(client, name)).status_code)
+        listed = await client.get(
+            f"/api/admin/users/{sessions[name][0]['id']}/sessions", headers=admin
+        )
+        return [*found, listed.json()]
+
+    ended = [401, 403, 401, 403, 401, {"sessions": []}]
+    assert await outcome("alice") == await outcome("bob") == ended
+    live = "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND user_id <> :root"
+    async with database.engine.connect() as connection:
+        assert (await connection.execute(sa.text(live), {"root": root})).scalar_one() == 0
+    events = [
+        (getattr(record, "event", ""), getattr(record, "user_id", None))
+        for record in caplog.records
+        if getattr(record, "event", "") in ("user.disabled", "admin.users.disable")
+    ]
+    assert events == [
+        ("admin.users.disable", None),
+        ("user.disabled", alice),
+        ("admin.users.disable", root),
+        ("user.disabled", bob),
+    ]
+    disables = [row for row in await audit_rows(database) if row.action == "users.disable"]
+    assert [(row.actor_id, row.target_user_id, row.client_address) for row in disables] == [
+        (None, alice, "cli"),
+        (root, bob, "127.0.0.1"),
+    ]

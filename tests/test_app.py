@@ -17,7 +17,7 @@ from starlette.types import ASGIApp
 from authgate.config import Settings
 from authgate.http.app import ROUTES, StaticFirstRouter, build_app
 from authgate.metrics import EventCounter
-from authgate.service import AuthService
+from authgate.services import Services
 
 pytestmark = pytest.mark.anyio
 
@@ -100,12 +100,10 @@ async def test_the_router_takes_the_shortcut_for_static_paths() -> None:
     assert ("/api/test/all", "HEAD") in static
 
 
-async def test_starlettes_error_options_are_refused(
-    service: AuthService, settings: Settings
-) -> None:
+async def test_starlettes_error_options_are_refused(services: Services, settings: Settings) -> None:
     """Starlette's exception_handlers, debug and max_body_size would be ignored here (the
     error table and read_body do their jobs), so they cannot be passed."""
-    app = build_app(service, settings)
+    app = build_app(services, settings)
     with pytest.raises(TypeError, match=r"problems\.py"):
         app.add_exception_handler(ValueError, lambda _request, _error: Response())
     refused: list[dict[str, Any]] = [
@@ -123,9 +121,9 @@ async def test_starlettes_error_options_are_refused(
 
 
 async def test_every_app_counts_events_through_one_handler(
-    service: AuthService, settings: Settings
+    services: Services, settings: Settings
 ) -> None:
-    apps = [build_app(service, settings) for _ in range(3)]
+    apps = [build_app(services, settings) for _ in range(3)]
     counters = [h for h in logging.getLogger("authgate").handlers if isinstance(h, EventCounter)]
     assert len(counters) == 1
     logging.getLogger("authgate.test").info("counted", extra={"event": "test.counted"})

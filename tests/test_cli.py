@@ -20,10 +20,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from authgate.admin import OPERATOR
 from authgate.cli import _parser, main
 from authgate.config import Settings
 from authgate.http.app import build_app
-from authgate.runtime import build_service
+from authgate.runtime import build_services
 from authgate.storage import Database, schema
 from tests.conftest import PASSWORD, TEST_KEY, FakeClock
 from tests.helpers import legacy, sign_in
@@ -468,7 +469,7 @@ async def test_an_admin_created_by_the_cli_signs_in_and_reaches_admin_content(
     )
     database = Database.connect(settings.resolved_database_url)
     try:
-        app = build_app(await build_service(settings, database), settings)
+        app = build_app(await build_services(settings, database), settings)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://authgate.test"
@@ -507,7 +508,7 @@ async def _sessions_at(workdir: Path, moments: list[tuple[float, bool]]) -> None
     settings = _service_settings(workdir)
     database = Database.connect(settings.resolved_database_url)
     try:
-        app = build_app(await build_service(settings, database, clock=clock), settings)
+        app = build_app(await build_services(settings, database, clock=clock), settings)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://authgate.test"
@@ -569,6 +570,57 @@ def test_purge_removes_expired_and_long_revoked_sessions_and_reports_them(
     again = migrated("purge")
     assert again.code == 0, again.err
     assert "purged 0 sessions" in again.out
+
+
+def test_users_changes_are_audited_as_the_operator_and_disable_ends_sessions(
+    migrated: Cli, workdir: Path
+) -> None:
+    """What ``users create | set-roles | disable | enable`` did is in the audit log, as the
+    admin API's actions are, with no actor id and the client ``cli``; a refused command
+    leaves nothing there."""
+    assert migrated.create("alice").code == 0
+    now = time.time()
+    asyncio.run(_sessions_at(workdir, [(now, False), (now, False)]))
+    for command in (
+        ("users", "set-roles", "alice", "moderator", "user"),
+        ("users", "disable", "alice"),
+        ("users", "enable", "alice"),
+    ):
+        assert migrated(*command).code == 0
+    assert migrated("users", "disable", "ghost").code == 1
+    live = "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL"
+    assert asyncio.run(_count(workdir, live)) == 0  # disabling ended both sessions
+    audited = [
+        (row["actorId"], row["action"], row["targetUserId"], row["detail"], row["clientAddress"])
+        for row in asyncio.run(_audit_log(workdir))
+    ]
+    assert audited == [
+        (None, "users.create", 1, "user", "cli"),
+        (None, "users.set_roles", 1, "moderator,user", "cli"),
+        (None, "users.disable", 1, "", "cli"),
+        (None, "users.enable", 1, "", "cli"),
+    ]
+
+
+async def _audit_log(workdir: Path) -> list[dict[str, object]]:
+    """The audit log, oldest first, as the admin API shows it to an admin made for the purpose
+    (whose own creation and read are left out)."""
+    settings = _service_settings(workdir)
+    database = Database.connect(settings.resolved_database_url)
+    try:
+        services = await build_services(settings, database)
+        await services.admin.create_user(
+            OPERATOR, "test", "auditor", "auditor@example.com", PASSWORD, ["admin"]
+        )
+        transport = httpx.ASGITransport(app=build_app(services, settings))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            token = (await sign_in(client, "auditor")).json()["accessToken"]
+            read = await client.get("/api/admin/audit", headers=legacy(token))
+        await services.aclose()
+    finally:
+        await database.close()
+    entries: list[dict[str, object]] = read.json()["entries"]
+    return [entry for entry in reversed(entries) if entry["clientAddress"] == "cli"]
 
 
 def test_keys_list_and_rotate_with_eddsa(migrated: Cli, monkeypatch: pytest.MonkeyPatch) -> None:

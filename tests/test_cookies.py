@@ -11,8 +11,8 @@ import pytest
 
 from authgate.config import Settings
 from authgate.http.app import build_app
-from authgate.runtime import build_service
-from authgate.service import AuthService
+from authgate.runtime import build_services
+from authgate.services import Services
 from authgate.storage import Database
 from tests.conftest import PASSWORD, FakeClock
 from tests.helpers import sign_up
@@ -29,9 +29,9 @@ ACCESS, REFRESH, CSRF = (
 
 
 @pytest.fixture
-async def browser(service: AuthService, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def browser(services: Services, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """A client that keeps cookies, over https (the cookies are Secure)."""
-    app = build_app(service, settings.replace(cookie_transport=True))
+    app = build_app(services, settings.replace(cookie_transport=True))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="https://authgate.test") as client:
         yield client
@@ -182,12 +182,12 @@ async def test_sign_in_and_refresh_never_keep_a_planted_csrf_value(
 
 
 async def test_plain_http_development_uses_the_plain_names_and_a_fresh_csrf_value(
-    service: AuthService, settings: Settings
+    services: Services, settings: Settings
 ) -> None:
     """Browsers refuse prefixed cookies that are not Secure: over plain HTTP
     (AUTHGATE_COOKIE_SECURE=false) the plain names are used, and the CSRF rule is the same."""
     plain = settings.replace(cookie_transport=True, cookie_secure=False)
-    transport = httpx.ASGITransport(app=build_app(service, plain))
+    transport = httpx.ASGITransport(app=build_app(services, plain))
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as client:
         client.cookies.set("authgate_csrf", "planted-by-someone-else", domain="127.0.0.1")
         response = await cookie_sign_in(client)
@@ -213,8 +213,8 @@ async def test_the_cookies_live_as_long_as_their_tokens(
     changed = settings.replace(
         cookie_transport=True, access_token_ttl_seconds=123, refresh_token_ttl_seconds=4567
     )
-    service = await build_service(changed, database, clock=clock)
-    transport = httpx.ASGITransport(app=build_app(service, changed))
+    services = await build_services(changed, database, clock=clock)
+    transport = httpx.ASGITransport(app=build_app(services, changed))
     try:
         async with httpx.AsyncClient(
             transport=transport, base_url="https://authgate.test"
@@ -222,7 +222,7 @@ async def test_the_cookies_live_as_long_as_their_tokens(
             cookies = set_cookies(await cookie_sign_in(client))
             payload = client.cookies[ACCESS].split(".")[1]
     finally:
-        await service.aclose()
+        await services.aclose()
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     assert claims["exp"] - claims["iat"] == 123
     assert "Max-Age=123;" in cookies[ACCESS]

@@ -9,8 +9,10 @@ import argon2
 import httpx
 import pytest
 
+from authgate.admin import OPERATOR
 from authgate.policy import username_key
 from authgate.service import AuthService
+from authgate.services import Services
 from authgate.storage import Database
 from tests.conftest import PASSWORD
 from tests.forge import claims, segment, sign, token
@@ -209,20 +211,20 @@ async def test_unknown_user_and_wrong_password_are_indistinguishable(
 
 
 async def test_unknown_users_cost_as_much_as_wrong_passwords(
-    service: AuthService, client: httpx.AsyncClient, database: Database
+    services: Services, client: httpx.AsyncClient, database: Database
 ) -> None:
     """CR-02: an unknown name runs the same argon2 verification as a wrong password, once,
     against a hash of the same parameters. Counted, not timed: a timed comparison failed on a
     busy machine, and equal work is what makes the timings equal."""
     await sign_up(client)
     verified: list[float] = []
-    service.hasher.observe = verified.append  # the public hook the metrics use
+    services.hasher.observe = verified.append  # the public hook the metrics use
     for name in ("alice", "ghost"):
         verified.clear()
         assert (await sign_in(client, name, "not the password at all")).status_code == 401
         assert len(verified) == 1, name
     stored = await database_hash(database, "alice")
-    dummy = service.hasher._dummy_hash  # what an unknown name is verified against
+    dummy = services.hasher._dummy_hash  # what an unknown name is verified against
     assert argon2.extract_parameters(dummy) == argon2.extract_parameters(stored)
 
 
@@ -341,12 +343,12 @@ async def test_tokens_and_sign_in_answers_carry_the_minimum(client: httpx.AsyncC
 
 
 async def test_role_changes_reach_tokens_promptly(
-    client: httpx.AsyncClient, service: AuthService
+    client: httpx.AsyncClient, services: Services
 ) -> None:
     """PR-05: a role given arrives with the next refresh; a role taken away ends the user's
     sessions at once, so no live token keeps the old power."""
     signed = await signed_in(client)
-    await service.set_roles("alice", ["user", "moderator"])
+    await services.admin.set_roles(OPERATOR, "cli", "alice", ["user", "moderator"])
     assert (
         await client.get("/api/test/mod", headers=legacy(signed["accessToken"]))
     ).status_code == 403
@@ -354,7 +356,7 @@ async def test_role_changes_reach_tokens_promptly(
     assert (
         await client.get("/api/test/mod", headers=legacy(renewed["accessToken"]))
     ).status_code == 200
-    await service.set_roles("alice", ["user"])
+    await services.admin.set_roles(OPERATOR, "cli", "alice", ["user"])
     assert (
         await client.get("/api/test/mod", headers=legacy(renewed["accessToken"]))
     ).status_code == 401

@@ -9,7 +9,7 @@ import pytest
 
 from authgate.config import Settings
 from authgate.http.app import build_app
-from authgate.service import AuthService
+from authgate.services import Services
 from tests.helpers import legacy, refresh, sign_in, signed_in
 
 pytestmark = pytest.mark.anyio
@@ -18,8 +18,8 @@ CLIENT_ORIGIN = "http://localhost:8081"
 
 
 @pytest.fixture
-async def cors_client(service: AuthService, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_app(service, settings.replace(cors_origins=(CLIENT_ORIGIN,)))
+async def cors_client(services: Services, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = build_app(services, settings.replace(cors_origins=(CLIENT_ORIGIN,)))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://authgate.test"
     ) as client:

@@ -10,7 +10,7 @@ import pytest
 
 from authgate.config import Settings
 from authgate.http.app import build_app
-from authgate.runtime import build_service
+from authgate.runtime import build_services
 from authgate.storage import Database
 from tests.conftest import PASSWORD, FakeClock
 from tests.forge import token
@@ -209,7 +209,7 @@ async def test_an_unreachable_database_gives_503_and_token_routes_keep_working(
     settings: Settings, clock: FakeClock
 ) -> None:
     database = Database.connect("postgresql://postgres@127.0.0.1:1/none", timeout_seconds=1)
-    app = build_app(await build_service(settings, database, clock=clock), settings)
+    app = build_app(await build_services(settings, database, clock=clock), settings)
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(

@@ -99,12 +99,15 @@ async def test_plain_sign_up_gets_the_user_role(
 
 
 async def test_an_admin_token_may_grant_roles_at_sign_up(
-    client: httpx.AsyncClient, service: object
+    client: httpx.AsyncClient, services: object
 ) -> None:
-    from authgate.service import AuthService
+    from authgate.admin import OPERATOR
+    from authgate.services import Services
 
-    assert isinstance(service, AuthService)
-    await service.create_user("root", "root@example.com", PASSWORD, ["admin"])
+    assert isinstance(services, Services)
+    await services.admin.create_user(
+        OPERATOR, "cli", "root", "root@example.com", PASSWORD, ["admin"]
+    )
     admin = (await sign_in(client, "root")).json()["accessToken"]
     body = {
         "username": "mod",
@@ -431,13 +434,16 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("role", list(EXPECTED), ids=lambda r: r or "anonymous")
-async def test_role_matrix(client: httpx.AsyncClient, service: object, role: str | None) -> None:
-    from authgate.service import AuthService
+async def test_role_matrix(client: httpx.AsyncClient, services: object, role: str | None) -> None:
+    from authgate.admin import OPERATOR
+    from authgate.services import Services
 
-    assert isinstance(service, AuthService)
+    assert isinstance(services, Services)
     headers: dict[str, str] = {}
     if role is not None:
-        await service.create_user("member", "member@example.com", PASSWORD, [role])
+        await services.admin.create_user(
+            OPERATOR, "cli", "member", "member@example.com", PASSWORD, [role]
+        )
         headers = legacy((await sign_in(client, "member")).json()["accessToken"])
     statuses = tuple([(await client.get(route, headers=headers)).status_code for route in ROUTES])
     assert statuses == EXPECTED[role]

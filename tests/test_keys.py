@@ -18,8 +18,8 @@ from joserfc.jwk import KeySet, OctKey, OKPKey
 from authgate.config import Settings
 from authgate.errors import ConfigurationError
 from authgate.http.app import build_app
-from authgate.runtime import build_service
-from authgate.service import AuthService
+from authgate.runtime import build_services
+from authgate.services import Services
 from authgate.storage import Database
 from tests.conftest import FakeClock
 from tests.forge import b64, claims, flip_s, segment
@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.plain_tokens]
 
 KEK = secrets.token_urlsafe(32)
 PUBLISH_SECONDS = 60
-App = tuple[AuthService, httpx.AsyncClient]
+App = tuple[Services, httpx.AsyncClient]
 OpenApp = Callable[..., AbstractAsyncContextManager[App]]
 
 
@@ -42,13 +42,13 @@ def open_app(settings: Settings, database: Database, clock: FakeClock) -> OpenAp
         changed = settings.replace(
             key_encryption_key=KEK, key_publish_seconds=PUBLISH_SECONDS, **changes
         )
-        service = await build_service(changed, database, clock=clock)
-        transport = httpx.ASGITransport(app=build_app(service, changed))
+        services = await build_services(changed, database, clock=clock)
+        transport = httpx.ASGITransport(app=build_app(services, changed))
         async with httpx.AsyncClient(
             transport=transport, base_url="http://authgate.test"
         ) as client:
-            yield service, client
-        await service.aclose()
+            yield services, client
+        await services.aclose()
 
     return opened
 
@@ -180,25 +180,25 @@ async def test_tokens_from_any_other_key_or_alg_are_refused(open_app: OpenApp, n
 async def test_rotation_publishes_first_signs_later_and_logs_nobody_out(
     open_app: OpenApp, clock: FakeClock
 ) -> None:
-    async with open_app(signing_algorithm="EdDSA") as (service, client):
+    async with open_app(signing_algorithm="EdDSA") as (services, client):
         before = (await signed_in(client))["accessToken"]
         old_kid = header_of(before)["kid"]
-        rotated = await service.keys.rotate()
-        await service.sync()
+        rotated = await services.keys.rotate()
+        await services.upkeep.sync()
         assert [k["kid"] for k in (await key_set(client))["keys"]] == [old_kid, rotated.kid]
         assert header_of((await signed_in(client, "bob"))["accessToken"])["kid"] == old_kid
 
         clock.advance(PUBLISH_SECONDS)
-        await service.sync()
+        await services.upkeep.sync()
         after = (await signed_in(client, "carol"))["accessToken"]
         assert header_of(after)["kid"] == rotated.kid
         assert (await client.get("/api/test/user", headers=legacy(before))).status_code == 200
         assert (await client.get("/api/test/user", headers=legacy(after))).status_code == 200
 
         clock.advance(15 * 60 + 30)  # every token of the old key has expired: it retires
-        await service.sync()
+        await services.upkeep.sync()
         assert [k["kid"] for k in (await key_set(client))["keys"]] == [rotated.kid]
-        states = {s.kid: s.state for s in await service.keys.states()}
+        states = {s.kid: s.state for s in await services.keys.states()}
         assert states == {old_kid: "retired", rotated.kid: "signing"}
 
 
@@ -211,16 +211,16 @@ async def test_another_process_picks_up_a_rotation_without_restarting(
     ):
         rotated = await first.keys.rotate()
         clock.advance(PUBLISH_SECONDS)
-        await second.sync()  # what its poller does every half second
+        await second.upkeep.sync()  # what its poller does every half second
         signed = await signed_in(second_client)
         assert header_of(signed["accessToken"])["kid"] == rotated.kid
-        await first.sync()
-        assert first.authenticate(signed["accessToken"]).user_id == signed["id"]
+        await first.upkeep.sync()
+        assert first.auth.authenticate(signed["accessToken"]).user_id == signed["id"]
 
 
 async def test_private_keys_are_sealed_at_rest(open_app: OpenApp, database: Database) -> None:
-    async with open_app(signing_algorithm="EdDSA") as (service, _):
-        await service.keys.rotate()
+    async with open_app(signing_algorithm="EdDSA") as (services, _):
+        await services.keys.rotate()
     async with database.engine.connect() as connection:
         rows = (
             await connection.execute(
@@ -243,7 +243,7 @@ async def test_a_wrong_key_encryption_key_is_a_clear_start_up_error(
         signing_algorithm="EdDSA", key_encryption_key=secrets.token_urlsafe(32)
     )
     with pytest.raises(ConfigurationError, match="AUTHGATE_KEY_ENCRYPTION_KEY"):
-        await build_service(wrong, database, clock=clock)
+        await build_services(wrong, database, clock=clock)
 
 
 def test_production_needs_a_key_encryption_key_for_asymmetric_keys() -> None:
@@ -264,9 +264,9 @@ def test_production_needs_a_key_encryption_key_for_asymmetric_keys() -> None:
     )
 
 
-async def test_hs256_cannot_be_rotated_in_the_database(service: AuthService) -> None:
+async def test_hs256_cannot_be_rotated_in_the_database(services: Services) -> None:
     with pytest.raises(ConfigurationError, match="AUTHGATE_SIGNING_KEY"):
-        await service.keys.rotate()
+        await services.keys.rotate()
 
 
 # -- encrypted access tokens -------------------------------------------------------------

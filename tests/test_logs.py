@@ -13,7 +13,7 @@ import pytest
 from authgate.config import Settings
 from authgate.http.app import build_app
 from authgate.logs import JsonFormatter, configure_logging
-from authgate.runtime import build_service
+from authgate.runtime import build_services
 from authgate.storage import Database
 from tests.conftest import PASSWORD, TEST_KEY, FakeClock
 from tests.helpers import legacy, refresh, sign_in, signed_in
@@ -95,8 +95,8 @@ async def test_values_with_line_breaks_stay_inside_one_json_line(
     changed = settings.replace(
         signing_key=None, data_dir=str(data_dir), trusted_proxies=("127.0.0.1",)
     )
-    service = await build_service(changed, database, clock=clock)
-    app = build_app(service, changed)
+    services = await build_services(changed, database, clock=clock)
+    app = build_app(services, changed)
     # An address Python accepts, line breaks and all (one hop: no comma; kept whole: no
     # surrounding space).
     odd_client = 'fe80::1%\n{"event":"sign_in.succeeded"}\r\nx'
@@ -120,7 +120,7 @@ async def test_values_with_line_breaks_stay_inside_one_json_line(
                 assert response.status_code == 401
             assert (await client.get("/api/test/all", headers=headers)).status_code == 200
     finally:
-        await service.aclose()
+        await services.aclose()
     app.state.access_log.flush()
 
     output = capsys.readouterr().err

@@ -21,8 +21,8 @@ from authgate.http.headers import ResponseHeaders
 from authgate.http.observe import Observe, client_address, parse_networks
 from authgate.logs import AccessLog
 from authgate.metrics import Metrics
-from authgate.runtime import build_service
-from authgate.service import AuthService
+from authgate.runtime import build_services
+from authgate.services import Services
 from authgate.storage import Database
 from tests.conftest import PASSWORD, FakeClock
 from tests.helpers import legacy, sign_in, signed_in
@@ -40,15 +40,15 @@ async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
 async def test_readyz_says_what_is_unreachable(settings: Settings, clock: FakeClock) -> None:
     broken = settings.replace(redis_url="redis://127.0.0.1:1/0")
     database = Database.connect("postgresql://postgres@127.0.0.1:1/none", timeout_seconds=1)
-    service = await build_service(broken, database, clock=clock)
-    transport = httpx.ASGITransport(app=build_app(service, broken))
+    services = await build_services(broken, database, clock=clock)
+    transport = httpx.ASGITransport(app=build_app(services, broken))
     try:
         async with httpx.AsyncClient(
             transport=transport, base_url="http://authgate.test"
         ) as client:
             response = await client.get("/readyz")
     finally:
-        await service.aclose()
+        await services.aclose()
         await database.close()
     assert response.status_code == 503
     assert response.json() == {
@@ -56,6 +56,39 @@ async def test_readyz_says_what_is_unreachable(settings: Settings, clock: FakeCl
         "checks": {"database": "unreachable", "redis": "unreachable"},
     }
     assert "127.0.0.1" not in response.text  # no internals
+
+
+async def test_readyz_and_metrics_refusals_keep_their_exact_answers(
+    settings: Settings, clock: FakeClock
+) -> None:
+    """Both refusals come from the error table now; their bytes and headers are those the
+    handlers used to build: /readyz's 503 names every check (no Retry-After), /metrics' 403
+    is a plain message (no challenge)."""
+    broken = settings.replace(redis_url="redis://127.0.0.1:1/0")
+    database = Database.connect("postgresql://postgres@127.0.0.1:1/none", timeout_seconds=1)
+    services = await build_services(broken, database, clock=clock)
+    app = build_app(services, broken)
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 5000))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://authgate.test") as c:
+            unready, forbidden = await c.get("/readyz"), await c.get("/metrics")
+    finally:
+        await services.aclose()
+        await database.close()
+    assert unready.status_code == 503
+    assert unready.content == (
+        b'{"status":"unready","checks":{"database":"unreachable","redis":"unreachable"}}'
+    )
+    assert forbidden.status_code == 403
+    assert forbidden.content == (
+        b'{"message":"Metrics need AUTHGATE_METRICS_TOKEN, or a loopback client.",'
+        b'"code":"metrics_forbidden"}'
+    )
+    for answer in (unready, forbidden):
+        assert answer.headers["content-type"] == "application/json; charset=utf-8"
+        assert answer.headers["cache-control"] == "no-store"
+        assert "retry-after" not in answer.headers
+        assert "www-authenticate" not in answer.headers
 
 
 async def test_metrics_count_requests_and_events(client: httpx.AsyncClient) -> None:
@@ -79,10 +112,8 @@ async def test_metrics_count_requests_and_events(client: httpx.AsyncClient) -> N
 
 
 @pytest.fixture
-async def remote_client(
-    service: AuthService, settings: Settings
-) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=build_app(service, settings), client=("203.0.113.9", 5000))
+async def remote_client(services: Services, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=build_app(services, settings), client=("203.0.113.9", 5000))
     async with httpx.AsyncClient(transport=transport, base_url="http://authgate.test") as client:
         yield client
 
@@ -94,10 +125,10 @@ async def test_metrics_refuse_remote_clients_without_the_token(
 
 
 async def test_metrics_refuse_an_outside_client_forwarded_by_a_proxy_on_this_host(
-    service: AuthService, settings: Settings
+    services: Services, settings: Settings
 ) -> None:
     proxied = settings.replace(trusted_proxies=("127.0.0.1",))
-    transport = httpx.ASGITransport(app=build_app(service, proxied), client=("127.0.0.1", 5000))
+    transport = httpx.ASGITransport(app=build_app(services, proxied), client=("127.0.0.1", 5000))
     async with httpx.AsyncClient(transport=transport, base_url="http://authgate.test") as proxy:
         outside = await proxy.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})
         assert outside.status_code == 403
@@ -109,9 +140,9 @@ async def test_metrics_refuse_an_outside_client_forwarded_by_a_proxy_on_this_hos
         assert (await proxy.get("/metrics")).status_code == 200  # a scraper on this host
 
 
-async def test_metrics_with_a_token(service: AuthService, settings: Settings) -> None:
+async def test_metrics_with_a_token(services: Services, settings: Settings) -> None:
     guarded = settings.replace(metrics_token="scrape-secret-0123456789")
-    transport = httpx.ASGITransport(app=build_app(service, guarded), client=("203.0.113.9", 5000))
+    transport = httpx.ASGITransport(app=build_app(services, guarded), client=("203.0.113.9", 5000))
     async with httpx.AsyncClient(transport=transport, base_url="http://authgate.test") as client:
         assert (await client.get("/metrics")).status_code == 403
         bad = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
@@ -223,12 +254,12 @@ def test_forwarded_addresses_are_believed_only_from_trusted_proxies() -> None:
 
 
 async def test_rate_limits_key_on_the_forwarded_client(
-    service: AuthService, settings: Settings, database: Database, clock: FakeClock
+    services: Services, settings: Settings, database: Database, clock: FakeClock
 ) -> None:
     proxied = settings.replace(
         trusted_proxies=("127.0.0.1",), rate_limit_sign_up_per_address="2/hour"
     )
-    limited = await build_service(proxied, database, clock=clock)
+    limited = await build_services(proxied, database, clock=clock)
     transport = httpx.ASGITransport(app=build_app(limited, proxied))
     try:
         async with httpx.AsyncClient(
@@ -254,9 +285,9 @@ async def test_rate_limits_key_on_the_forwarded_client(
         await limited.aclose()
 
 
-async def test_hsts_only_when_clients_use_tls(service: AuthService, settings: Settings) -> None:
+async def test_hsts_only_when_clients_use_tls(services: Services, settings: Settings) -> None:
     for tls, expected in ((False, None), (True, "max-age=31536000; includeSubDomains")):
-        app = build_app(service, settings.replace(behind_tls_proxy=tls))
+        app = build_app(services, settings.replace(behind_tls_proxy=tls))
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="https://a.test"
         ) as c:

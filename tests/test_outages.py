@@ -20,8 +20,8 @@ from authgate.config import Settings
 from authgate.errors import StorageUnavailableError
 from authgate.http.app import build_app
 from authgate.revocations import RevokedSessions
-from authgate.runtime import build_service
-from authgate.service import AuthService
+from authgate.runtime import build_services
+from authgate.services import Services
 from authgate.storage import Database
 from tests.conftest import FakeClock
 from tests.databases import empty
@@ -47,8 +47,8 @@ async def timed(request: Awaitable[httpx.Response]) -> httpx.Response:
 
 
 @contextlib.asynccontextmanager
-async def serving(service: AuthService, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=build_app(service, settings))
+async def serving(services: Services, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=build_app(services, settings))
     async with httpx.AsyncClient(transport=transport, base_url="http://authgate.test") as client:
         yield client
 
@@ -70,9 +70,9 @@ async def test_a_cut_database_answers_503_within_the_timeout_and_recovers(
     settings = settings.replace(db_timeout_seconds=TIMEOUT_SECONDS)
     database = Database.connect(relay.url, timeout_seconds=TIMEOUT_SECONDS)
     await empty(database)
-    service = await build_service(settings, database, clock=clock)
+    services = await build_services(settings, database, clock=clock)
     try:
-        async with serving(service, settings) as client:
+        async with serving(services, settings) as client:
             tokens = await signed_in(client)
             for cut in (relay.black_hole, relay.refuse):
                 cut()
@@ -91,7 +91,7 @@ async def test_a_cut_database_answers_503_within_the_timeout_and_recovers(
                 )
                 assert protected.status_code == 200
                 # The background revocation poll and purge fail in time too, and try again.
-                for background in (service.sync, service.purge):
+                for background in (services.upkeep.sync, services.upkeep.purge):
                     with anyio.fail_after(BOUND_SECONDS), pytest.raises(StorageUnavailableError):
                         await background()
                 relay.forward()
@@ -104,7 +104,7 @@ async def test_a_cut_database_answers_503_within_the_timeout_and_recovers(
                 assert renewed.status_code == 200
                 tokens = renewed.json()
     finally:
-        await service.aclose()
+        await services.aclose()
         await database.close()
 
 
@@ -114,9 +114,9 @@ async def test_concurrent_requests_in_a_cut_all_answer_within_the_timeout(
     """More requests than pooled connections: those waiting for a connection are bounded too."""
     database = Database.connect(relay.url, pool_size=2, timeout_seconds=TIMEOUT_SECONDS)
     await empty(database)
-    service = await build_service(settings, database, clock=clock)
+    services = await build_services(settings, database, clock=clock)
     try:
-        async with serving(service, settings) as client:
+        async with serving(services, settings) as client:
             relay.black_hole()
             with anyio.fail_after(BOUND_SECONDS):
                 answers = await asyncio.gather(
@@ -126,7 +126,7 @@ async def test_concurrent_requests_in_a_cut_all_answer_within_the_timeout(
             relay.forward()
             assert (await timed(sign_up(client))).status_code == 200
     finally:
-        await service.aclose()
+        await services.aclose()
         await database.close()
 
 
@@ -140,10 +140,10 @@ async def test_a_locked_sqlite_database_answers_503_within_the_timeout(
     path = tmp_path / "locked.db"
     await migrate(f"sqlite:///{path}")
     database = Database.connect(f"sqlite:///{path}", timeout_seconds=TIMEOUT_SECONDS)
-    service = await build_service(settings, database, clock=clock)
+    services = await build_services(settings, database, clock=clock)
     holder = sqlite3.connect(path, isolation_level=None)
     try:
-        async with serving(service, settings) as client:
+        async with serving(services, settings) as client:
             holder.execute("BEGIN IMMEDIATE")  # the write lock, as another process would
             with anyio.fail_after(BOUND_SECONDS):
                 answers = await asyncio.gather(
@@ -154,7 +154,7 @@ async def test_a_locked_sqlite_database_answers_503_within_the_timeout(
             assert (await timed(sign_up(client))).status_code == 200
     finally:
         holder.close()
-        await service.aclose()
+        await services.aclose()
         await database.close()
 
 
@@ -176,7 +176,7 @@ def redis_relay() -> Iterator[Relay]:
 @pytest.fixture
 async def on_relayed_redis(
     redis_relay: Relay, settings: Settings, tmp_path: Path, clock: FakeClock
-) -> AsyncIterator[tuple[AuthService, Settings]]:
+) -> AsyncIterator[tuple[Services, Settings]]:
     """A service on a fresh SQLite database whose rate-limit counters live behind the relay."""
     from tests.databases import migrate
 
@@ -184,14 +184,14 @@ async def on_relayed_redis(
     await migrate(url)
     settings = settings.replace(redis_url=redis_relay.url, db_timeout_seconds=TIMEOUT_SECONDS)
     database = Database.connect(url, timeout_seconds=TIMEOUT_SECONDS)
-    service = await build_service(settings, database, clock=clock)
-    yield service, settings
-    await service.aclose()
+    services = await build_services(settings, database, clock=clock)
+    yield services, settings
+    await services.aclose()
     await database.close()
 
 
 async def test_a_redis_connection_reset_mid_request_answers_503_not_500(
-    redis_relay: Relay, on_relayed_redis: tuple[AuthService, Settings]
+    redis_relay: Relay, on_relayed_redis: tuple[Services, Settings]
 ) -> None:
     async with serving(*on_relayed_redis) as client:
         assert (await timed(sign_up(client))).status_code == 200
@@ -213,7 +213,7 @@ async def test_a_redis_connection_reset_mid_request_answers_503_not_500(
 
 
 async def test_a_black_holed_redis_answers_503_within_the_timeout(
-    redis_relay: Relay, on_relayed_redis: tuple[AuthService, Settings]
+    redis_relay: Relay, on_relayed_redis: tuple[Services, Settings]
 ) -> None:
     async with serving(*on_relayed_redis) as client:
         tokens = await signed_in(client)
@@ -246,29 +246,29 @@ async def eventually(condition: Callable[[], bool], what: str) -> None:
 
 async def test_a_silently_lost_subscription_is_noticed_logged_and_restored(
     redis_relay: Relay,
-    on_relayed_redis: tuple[AuthService, Settings],
+    on_relayed_redis: tuple[Services, Settings],
     clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     assert REDIS_URL is not None
-    service, settings = on_relayed_redis
+    services, settings = on_relayed_redis
     # This process's bus reaches Redis through the relay; another process's directly.
-    service.bus = RevocationBus(
+    services.upkeep.bus = RevocationBus(
         redis_relay.url,
-        service.revoked,
+        services.upkeep.revoked,
         timeout_seconds=TIMEOUT_SECONDS,
         heartbeat_seconds=0.2,
         retry_seconds=0.2,
     )
     elsewhere = RevokedSessions(retention_seconds=900, clock=clock)
     other_bus = RevocationBus(REDIS_URL, elsewhere, timeout_seconds=TIMEOUT_SECONDS)
-    bus = service.bus
+    bus = services.upkeep.bus
     caplog.set_level(logging.INFO, logger="authgate.bus")
 
     def events() -> list[str]:
         return [getattr(record, "event", "") for record in caplog.records]
 
-    async with serving(service, settings) as client, anyio.create_task_group() as tasks:
+    async with serving(services, settings) as client, anyio.create_task_group() as tasks:
         tasks.start_soon(bus.run)
         tasks.start_soon(other_bus.run)
         await eventually(lambda: bus.connected, "subscribed")
@@ -287,5 +287,7 @@ async def test_a_silently_lost_subscription_is_noticed_logged_and_restored(
         assert "bus.reconnected" in events()
         assert (await timed(client.get("/readyz"))).status_code == 200
         elsewhere.add("a-session-revoked-elsewhere", int(clock()))
-        await eventually(lambda: "a-session-revoked-elsewhere" in service.revoked, "delivered")
+        await eventually(
+            lambda: "a-session-revoked-elsewhere" in services.upkeep.revoked, "delivered"
+        )
         tasks.cancel_scope.cancel()

@@ -10,7 +10,8 @@ import pytest
 
 from authgate.models import NewUser, Role
 from authgate.policy import username_key
-from authgate.service import AuthService
+from authgate.services import Services
+from authgate.storage import Database
 from tests.conftest import PASSWORD
 from tests.helpers import sign_in, sign_up
 from tests.invisible import INVISIBLE_NAMES, LONE_SURROGATE, REFUSAL, SEPARATOR_NAMES
@@ -95,11 +96,11 @@ async def test_visible_letters_of_any_script_stay_usable(
 
 
 async def test_an_account_named_before_the_rule_still_signs_in(
-    client: httpx.AsyncClient, service: AuthService
+    client: httpx.AsyncClient, services: Services, database: Database
 ) -> None:
     old_name = "old\u200bname"
-    password_hash = await service.hasher.hash(PASSWORD)
-    async with service.database.transaction() as tx:
+    password_hash = await services.hasher.hash(PASSWORD)
+    async with database.transaction() as tx:
         await tx.users.insert(
             NewUser(
                 username=old_name,

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from authgate.admin import OPERATOR
 from authgate.config import Settings
 from authgate.errors import (
     RefreshTokenExpiredError,
@@ -23,8 +24,9 @@ from authgate.errors import (
 )
 from authgate.http.app import build_app
 from authgate.models import Role
-from authgate.runtime import build_service
+from authgate.runtime import build_services
 from authgate.service import AuthService
+from authgate.services import Services
 from authgate.storage import Database
 from tests.conftest import PASSWORD, FakeClock
 from tests.relay import Relay
@@ -71,12 +73,12 @@ async def session_revoked(database: Database) -> bool:
 
 
 async def test_a_live_token_rotates_in_the_first_step(
-    service: AuthService, database: Database
+    service: AuthService, database: Database, services: Services
 ) -> None:
     token = await sign_in(service)
     for _ in range(3):
         with statements(database) as seen:
-            token = (await service.refresh(token)).refresh_token
+            token = (await services.refreshes.refresh(token)).refresh_token
         if database.backend == "postgresql":
             assert seen == []  # one statement, sent to the driver outside a transaction
         else:
@@ -85,24 +87,25 @@ async def test_a_live_token_rotates_in_the_first_step(
 
 
 async def test_the_first_step_carries_every_role_into_the_access_token(
-    service: AuthService,
+    service: AuthService, services: Services
 ) -> None:
-    await service.create_user("root", "root@example.com", PASSWORD, ["user", "moderator", "admin"])
+    roles = ["user", "moderator", "admin"]
+    await services.admin.create_user(OPERATOR, "cli", "root", "root@example.com", PASSWORD, roles)
     token = (await service.sign_in("root", PASSWORD)).tokens.refresh_token
-    pair = await service.refresh(token)
+    pair = await services.refreshes.refresh(token)
     claims = service.authenticate(pair.access_token)
     assert claims.roles == set(Role)  # one row per role
 
 
 async def test_the_first_step_writes_what_the_detailed_path_would(
-    service: AuthService, database: Database, clock: FakeClock
+    service: AuthService, database: Database, clock: FakeClock, services: Services
 ) -> None:
     """Spent with its seal cleared, a successor that is its child and expires with the
     session at the latest, the session stamped."""
     first = await sign_in(service)
     signed_in_at = int(clock())
     clock.advance(6 * DAY + 23 * 3600)  # an idle period would outlive the 7-day session
-    await service.refresh(first)
+    await services.refreshes.refresh(first)
     now = int(clock())
     spent, successor = await rows(
         database,
@@ -117,42 +120,46 @@ async def test_the_first_step_writes_what_the_detailed_path_would(
 
 
 async def test_a_reused_token_misses_the_first_step_and_still_revokes_the_session(
-    service: AuthService, database: Database, settings: Settings, clock: FakeClock
+    service: AuthService,
+    database: Database,
+    settings: Settings,
+    clock: FakeClock,
+    services: Services,
 ) -> None:
     first = await sign_in(service)
-    second = (await service.refresh(first)).refresh_token
+    second = (await services.refreshes.refresh(first)).refresh_token
     clock.advance(settings.refresh_grace_seconds + 1)  # past the window for a lost answer
     with statements(database) as seen, pytest.raises(RefreshTokenReusedError):
-        await service.refresh(first)
+        await services.refreshes.refresh(first)
     assert any(s.startswith("UPDATE sessions SET revoked_at") for s in seen)
     assert await session_revoked(database)
     with pytest.raises(RefreshTokenRevokedError):
-        await service.refresh(second)  # the legitimate successor died with its session
+        await services.refreshes.refresh(second)  # the legitimate successor died with its session
 
 
 async def test_an_expired_token_misses_the_first_step_and_is_deleted(
-    service: AuthService, database: Database, clock: FakeClock
+    service: AuthService, database: Database, clock: FakeClock, services: Services
 ) -> None:
     token = await sign_in(service)
     clock.advance(7 * DAY)
     with pytest.raises(RefreshTokenExpiredError):
-        await service.refresh(token)
+        await services.refreshes.refresh(token)
     assert await rows(database, "SELECT id FROM refresh_tokens") == []
 
 
 async def test_a_revoked_sessions_token_misses_the_first_step_and_stays_unspent(
-    service: AuthService, database: Database
+    service: AuthService, database: Database, services: Services
 ) -> None:
     token = await sign_in(service)
-    await service.sign_out(token)
+    await services.refreshes.sign_out(token)
     with pytest.raises(RefreshTokenRevokedError):
-        await service.refresh(token)
+        await services.refreshes.refresh(token)
     (row,) = await rows(database, "SELECT used_at FROM refresh_tokens")
     assert row.used_at is None
 
 
 async def test_a_disabled_owners_token_misses_the_first_step_and_ends_the_session(
-    service: AuthService, database: Database
+    service: AuthService, database: Database, services: Services
 ) -> None:
     """Disabled without its sessions revoked (as by hand in the database): the first step
     refuses the token, and the detailed path ends the session."""
@@ -161,23 +168,23 @@ async def test_a_disabled_owners_token_misses_the_first_step_and_ends_the_sessio
         (user,) = await tx.users.list_all()
         await tx.users.set_enabled(user.id, False)
     with pytest.raises(RefreshTokenRevokedError):
-        await service.refresh(token)
+        await services.refreshes.refresh(token)
     assert await session_revoked(database)
 
 
 async def test_a_repeat_within_the_grace_window_gets_the_successor_the_first_step_sealed(
-    service: AuthService, database: Database, clock: FakeClock
+    service: AuthService, database: Database, clock: FakeClock, services: Services
 ) -> None:
     first = await sign_in(service)
-    second = (await service.refresh(first)).refresh_token
+    second = (await services.refreshes.refresh(first)).refresh_token
     (sealed,) = await rows(
         database, "SELECT sealed_token FROM refresh_tokens WHERE used_at IS NULL"
     )
     assert sealed.sealed_token  # sealed by the first step, for the window only
     clock.advance(3)
-    assert (await service.refresh(first)).refresh_token == second
+    assert (await services.refreshes.refresh(first)).refresh_token == second
     assert not await session_revoked(database)
-    await service.refresh(second)
+    await services.refreshes.refresh(second)
 
 
 _TOKENS = "SELECT id, token_hash, parent_id, used_at FROM refresh_tokens"
@@ -196,13 +203,14 @@ async def test_an_answer_lost_after_the_commit_is_a_503_and_the_retry_keeps_the_
         pytest.skip("the relay cuts PostgreSQL's one-statement rotation")
     with Relay.in_front_of(database_url) as relay:
         relayed = Database.connect(relay.url)
-        service = await build_service(settings, relayed, clock=clock)
+        services = await build_services(settings, relayed, clock=clock)
+        service = services.auth
         try:
             # Warm up: the pooled connection is open and the rotation statement prepared,
             # so the database's first answer after arming is the rotation's result.
-            first = (await service.refresh(await sign_in(service))).refresh_token
+            first = (await services.refreshes.refresh(await sign_in(service))).refresh_token
             relay.cut_next_answer()
-            transport = httpx.ASGITransport(app=build_app(service, settings))
+            transport = httpx.ASGITransport(app=build_app(services, settings))
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 lost = await client.post("/api/auth/refreshtoken", json={"refreshToken": first})
             assert lost.status_code == 503
@@ -212,18 +220,18 @@ async def test_an_answer_lost_after_the_commit_is_a_503_and_the_retry_keeps_the_
             assert spent.used_at is not None  # the rotation did commit: the answer was lost
             (child,) = [row for row in tokens.values() if row.parent_id == spent.id]
             clock.advance(2)
-            retried = (await service.refresh(first)).refresh_token
+            retried = (await services.refreshes.refresh(first)).refresh_token
             assert digest(retried) == child.token_hash  # the successor the lost answer held
             assert len(await rows(database, _TOKENS)) == len(tokens)  # and no second one
-            await service.refresh(retried)
+            await services.refreshes.refresh(retried)
             assert not await session_revoked(database)
         finally:
-            await service.aclose()
+            await services.aclose()
             await relayed.close()
 
 
 async def test_a_lost_connection_is_a_503_and_is_not_handed_on(
-    service: AuthService, database: Database, database_url: str
+    service: AuthService, database: Database, database_url: str, services: Services
 ) -> None:
     if database.backend != "postgresql":
         pytest.skip("PostgreSQL's first step runs on the driver's connection")
@@ -240,16 +248,17 @@ async def test_a_lost_connection_is_a_503_and_is_not_handed_on(
     finally:
         await other.close()
     with pytest.raises(StorageUnavailableError):
-        await service.refresh(token)
-    await service.refresh(token)  # nothing was spent, and the next connection is a new one
+        await services.refreshes.refresh(token)
+    # Nothing was spent, and the next connection is a new one.
+    await services.refreshes.refresh(token)
 
 
 async def test_an_unreachable_database_is_a_503(settings: Settings, clock: FakeClock) -> None:
     database = Database.connect("postgresql://postgres@127.0.0.1:1/none", timeout_seconds=1)
-    service = await build_service(settings, database, clock=clock)
+    services = await build_services(settings, database, clock=clock)
     try:
         with pytest.raises(StorageUnavailableError):
-            await service.refresh("a" * 43)
+            await services.refreshes.refresh("a" * 43)
     finally:
-        await service.aclose()
+        await services.aclose()
         await database.close()

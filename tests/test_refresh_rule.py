@@ -30,8 +30,8 @@ from authgate.errors import (
 from authgate.models import NewUser, Role
 from authgate.refresh import digest
 from authgate.refresh_rule import LIVENESS, Check, RefreshPolicy, Verdict, classify
-from authgate.runtime import build_service
-from authgate.service import AuthService
+from authgate.runtime import build_services
+from authgate.services import Services
 from authgate.storage import Database
 from authgate.storage.refresh_tokens import LIVE, RULE_COLUMNS, sql_expires_at
 from authgate.storage.tables import refresh_tokens, sessions, users
@@ -49,7 +49,7 @@ GRACE = 30  # the default grace window
 class World:
     """One signed-in user under test; times are the fake clock's."""
 
-    service: AuthService
+    services: Services
     database: Database
     clock: FakeClock
     rotation: bool
@@ -61,9 +61,9 @@ class World:
         return int(self.clock())
 
     async def sign_in(self) -> str:
-        await self.service.sign_up("alice", "alice@example.com", PASSWORD)
+        await self.services.auth.sign_up("alice", "alice@example.com", PASSWORD)
         self.signed_in_at = self.now
-        return (await self.service.sign_in("alice", PASSWORD)).tokens.refresh_token
+        return (await self.services.auth.sign_in("alice", PASSWORD)).tokens.refresh_token
 
     async def execute(self, statement: str) -> None:
         async with self.database.transaction() as tx:
@@ -115,14 +115,14 @@ async def near_session_end(w: World) -> str:
     session, so the expiry stops at the session's."""
     token = await w.sign_in()
     for _ in range(8):
-        token = (await w.service.refresh(token)).refresh_token
+        token = (await w.services.refreshes.refresh(token)).refresh_token
         w.clock.advance(20 * 3600)
     assert w.now + IDLE > w.signed_in_at + TTL > w.now
     return token
 
 
 async def past_session_end(w: World) -> str:
-    token = (await w.service.refresh(await near_session_end(w))).refresh_token
+    token = (await w.services.refreshes.refresh(await near_session_end(w))).refresh_token
     w.clock.advance(w.signed_in_at + TTL - w.now)
     return token
 
@@ -138,21 +138,21 @@ async def session_aged_by_hand(w: World) -> str:
 
 async def spent_past_grace(w: World) -> str:
     token = await w.sign_in()
-    await w.service.refresh(token)
+    await w.services.refreshes.refresh(token)
     w.clock.advance(GRACE + 1)
     return token
 
 
 async def spent_within_grace(w: World) -> str:
     token = await w.sign_in()
-    w.successor = (await w.service.refresh(token)).refresh_token
+    w.successor = (await w.services.refreshes.refresh(token)).refresh_token
     w.clock.advance(3)
     return token
 
 
 async def signed_out(w: World) -> str:
     token = await w.sign_in()
-    await w.service.sign_out(token)
+    await w.services.refreshes.sign_out(token)
     return token
 
 
@@ -322,14 +322,14 @@ async def test_the_refresh_rule(
     clock: FakeClock,
 ) -> None:
     changed = settings.replace(refresh_rotation=rotation, refresh_token_idle_ttl_seconds=IDLE)
-    service = await build_service(changed, database, clock=clock)
+    services = await build_services(changed, database, clock=clock)
     try:
-        w = World(service, database, clock, rotation)
+        w = World(services, database, clock, rotation)
         token = await case.arrange(w)
         async with database.transaction(read_only=True) as tx:
             assert classify(await tx.refresh_tokens.find(digest(token)), w.now) is case.verdict
         before = await tokens(database)
-        refreshes = service.refreshes if fast else service.refreshes.detailed_only()
+        refreshes = services.refreshes if fast else services.refreshes.detailed_only()
         with statements(database) as seen:
             if case.error is None:
                 pair = await refreshes.refresh(token)
@@ -355,7 +355,7 @@ async def test_the_refresh_rule(
         state = await session_state(database)
         if case.error is None:
             assert state == (False, w.now)
-            assert service.authenticate(pair.access_token).roles == {Role.USER}
+            assert services.auth.authenticate(pair.access_token).roles == {Role.USER}
             if case.repeated:
                 assert pair.refresh_token == w.successor
             else:
@@ -363,7 +363,7 @@ async def test_the_refresh_rule(
         elif state is not None:
             assert state[0] is case.revoked
     finally:
-        await service.aclose()
+        await services.aclose()
 
 
 # -- the SQL generated from the rule agrees with the rule in Python ---------------------------

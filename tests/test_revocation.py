@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from authgate.admin import OPERATOR
 from authgate.config import Settings
 from authgate.http.app import build_app
 from authgate.revocations import RevokedSessions
-from authgate.runtime import build_service
-from authgate.service import AuthService
+from authgate.runtime import build_services
+from authgate.services import Services
 from authgate.storage import Database
 from authgate.tokens import CLOCK_SKEW_SECONDS
 from tests.conftest import FakeClock
@@ -55,15 +56,15 @@ async def test_refresh_token_reuse_stops_every_access_token_of_the_session(
 
 
 async def test_disabling_a_user_stops_their_tokens_and_sign_ins(
-    client: httpx.AsyncClient, service: AuthService
+    client: httpx.AsyncClient, services: Services
 ) -> None:
     """TF-23: a disabled user's live token gets 401, not 500; re-enabling allows a new sign-in."""
     signed = await signed_in(client)
-    await service.set_enabled("alice", False)
+    await services.admin.set_enabled(OPERATOR, "cli", "alice", False)
     assert await user_content(client, signed["accessToken"]) == 401
     assert (await refresh(client, signed["refreshToken"])).status_code == 403
     assert (await sign_in(client)).status_code == 401
-    await service.set_enabled("alice", True)
+    await services.admin.set_enabled(OPERATOR, "cli", "alice", True)
     fresh = await sign_in(client)
     assert fresh.status_code == 200
     assert await user_content(client, fresh.json()["accessToken"]) == 200
@@ -73,32 +74,32 @@ async def test_disabling_a_user_stops_their_tokens_and_sign_ins(
 @pytest.fixture
 async def other_process(
     settings: Settings, database_url: str, clock: FakeClock
-) -> AsyncIterator[tuple[AuthService, httpx.AsyncClient]]:
-    """A second service on the same database, as another authgate process would have."""
+) -> AsyncIterator[tuple[Services, httpx.AsyncClient]]:
+    """Second services on the same database, as another authgate process would have."""
     database = Database.connect(database_url)
-    service = await build_service(settings, database, clock=clock)
-    transport = httpx.ASGITransport(app=build_app(service, settings))
+    services = await build_services(settings, database, clock=clock)
+    transport = httpx.ASGITransport(app=build_app(services, settings))
     async with httpx.AsyncClient(transport=transport, base_url="http://other.test") as client:
-        yield service, client
-    await service.aclose()
+        yield services, client
+    await services.aclose()
     await database.close()
 
 
 async def test_another_process_learns_a_revocation_from_the_database(
-    client: httpx.AsyncClient, other_process: tuple[AuthService, httpx.AsyncClient]
+    client: httpx.AsyncClient, other_process: tuple[Services, httpx.AsyncClient]
 ) -> None:
     other, other_client = other_process
     signed = await signed_in(client)
     assert await user_content(other_client, signed["accessToken"]) == 200
     await client.post("/api/auth/signout", json={"refreshToken": signed["refreshToken"]})
     assert await user_content(other_client, signed["accessToken"]) == 200  # not yet polled
-    await other.sync_revocations()
+    await other.upkeep.sync_revocations()
     assert await user_content(other_client, signed["accessToken"]) == 401
 
 
 async def test_servers_whose_clocks_differ_by_seconds_agree_on_tokens_and_revocations(
     client: httpx.AsyncClient,
-    service: AuthService,
+    services: Services,
     settings: Settings,
     database: Database,
     clock: FakeClock,
@@ -112,7 +113,7 @@ async def test_servers_whose_clocks_differ_by_seconds_agree_on_tokens_and_revoca
     def ahead() -> float:
         return clock() + CLOCK_SKEW_SECONDS
 
-    other = await build_service(settings, database, clock=ahead)
+    other = await build_services(settings, database, clock=ahead)
     transport = httpx.ASGITransport(app=build_app(other, settings))
     async with httpx.AsyncClient(transport=transport, base_url="http://ahead.test") as early:
         signed = await signed_in(early)
@@ -122,7 +123,7 @@ async def test_servers_whose_clocks_differ_by_seconds_agree_on_tokens_and_revoca
 
     await client.post("/api/auth/signout", json={"refreshToken": signed["refreshToken"]})
     clock.advance(settings.access_token_ttl_seconds + CLOCK_SKEW_SECONDS - 1)
-    await service.sync()  # what the poller does: it also forgets expired revocations
+    await services.upkeep.sync()  # what the poller does: it also forgets expired revocations
     assert await user_content(client, access) == 401
     clock.advance(1)
     response = await client.get("/api/test/user", headers=legacy(access))
@@ -154,7 +155,7 @@ def test_polling_restarts_a_little_before_the_newest_revocation(clock: FakeClock
 
 
 async def test_purge_removes_expired_and_long_revoked_sessions_only(
-    client: httpx.AsyncClient, service: AuthService, database: Database, clock: FakeClock
+    client: httpx.AsyncClient, services: Services, database: Database, clock: FakeClock
 ) -> None:
     import sqlalchemy as sa
 
@@ -173,10 +174,10 @@ async def test_purge_removes_expired_and_long_revoked_sessions_only(
     await client.post("/api/auth/signout", json={"refreshToken": gone["refreshToken"]})
     await refresh(client, live["refreshToken"])
     assert await counts() == (2, 3)
-    assert await service.purge() == 0  # a fresh revocation is kept for the pollers
+    assert await services.upkeep.purge() == 0  # a fresh revocation is kept for the pollers
     clock.advance(86400 + 1)
-    assert await service.purge() == 1  # bob's revoked session and its token
+    assert await services.upkeep.purge() == 1  # bob's revoked session and its token
     assert await counts() == (1, 2)
     clock.advance(7 * 86400)
-    assert await service.purge() == 1  # alice's session expired
+    assert await services.upkeep.purge() == 1  # alice's session expired
     assert await counts() == (0, 0)

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from authgate.config import Settings
 from authgate.http.app import build_app
 from authgate.passwords import PasswordHasher
-from authgate.runtime import build_service
+from authgate.runtime import build_services
 from authgate.storage import Database, schema
 from tests.conftest import PASSWORD, TEST_KEY
 from tests.helpers import refresh, signed_in
@@ -95,15 +95,15 @@ async def test_default_hash_parameters_meet_the_owasp_floor(
     """The hash a service with the default settings stores: argon2id, m >= 19 MiB, t >= 2, p >= 1
     (the OWASP minimum), and it verifies at sign-in."""
     defaults = Settings.from_mapping({"signing_key": TEST_KEY, "data_dir": str(tmp_path)})
-    service = await build_service(defaults, database)
+    services = await build_services(defaults, database)
     try:
-        transport = httpx.ASGITransport(app=build_app(service, defaults))
+        transport = httpx.ASGITransport(app=build_app(services, defaults))
         async with httpx.AsyncClient(
             transport=transport, base_url="http://authgate.test"
         ) as client:
             await signed_in(client)
     finally:
-        await service.aclose()
+        await services.aclose()
     async with database.engine.connect() as connection:
         stored = (await connection.execute(sa.text("SELECT password_hash FROM users"))).scalar_one()
     parameters = argon2.extract_parameters(stored)

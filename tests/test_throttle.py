@@ -14,7 +14,7 @@ import pytest
 from authgate.config import Settings
 from authgate.errors import TooManyRequestsError
 from authgate.http.app import build_app
-from authgate.runtime import build_service
+from authgate.runtime import build_services
 from authgate.storage import Database
 from authgate.throttle import Throttle
 from tests.conftest import PASSWORD, FakeClock
@@ -90,8 +90,8 @@ async def client_at(
     counters: Settings, database: Database, clock: FakeClock
 ) -> AsyncIterator[ClientAt]:
     """Clients of one app (one set of counters), each from its own address."""
-    service = await build_service(counters, database, clock=clock)
-    app = build_app(service, counters)
+    services = await build_services(counters, database, clock=clock)
+    app = build_app(services, counters)
 
     @asynccontextmanager
     async def open_client(address: str) -> AsyncIterator[httpx.AsyncClient]:
@@ -102,7 +102,7 @@ async def client_at(
             yield client
 
     yield open_client
-    await service.aclose()
+    await services.aclose()
 
 
 async def wrong_passwords(client: httpx.AsyncClient, times: int, name: str = "alice") -> list[int]:
@@ -314,8 +314,8 @@ async def test_no_typed_name_or_address_reaches_redis(
     """People type passwords into the name field: counters are keyed by an HMAC of it."""
     await clear_redis()
     on_redis = limited.replace(redis_url=REDIS_URL)
-    service = await build_service(on_redis, database, clock=clock)
-    transport = httpx.ASGITransport(app=build_app(service, on_redis), client=("203.0.113.77", 1))
+    services = await build_services(on_redis, database, clock=clock)
+    transport = httpx.ASGITransport(app=build_app(services, on_redis), client=("203.0.113.77", 1))
     typed = "Zebra-Unicorn-Passw0rd"
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://t.test") as client:
@@ -330,7 +330,7 @@ async def test_no_typed_name_or_address_reaches_redis(
         for secret in (typed.casefold(), "alice", "203.0.113.77"):
             assert secret not in found
     finally:
-        await service.aclose()
+        await services.aclose()
         await clear_redis()
 
 
@@ -338,13 +338,13 @@ async def test_an_unreachable_redis_gives_503_not_500(
     limited: Settings, database: Database, clock: FakeClock
 ) -> None:
     broken = limited.replace(redis_url="redis://127.0.0.1:1/0")
-    service = await build_service(broken, database, clock=clock)
-    transport = httpx.ASGITransport(app=build_app(service, broken))
+    services = await build_services(broken, database, clock=clock)
+    transport = httpx.ASGITransport(app=build_app(services, broken))
     try:
         async with httpx.AsyncClient(
             transport=transport, base_url="http://authgate.test"
         ) as client:
             response = await sign_in(client)
     finally:
-        await service.aclose()
+        await services.aclose()
     assert response.status_code == 503

@@ -12,11 +12,12 @@ from fastapi import Depends, FastAPI
 from joserfc import jwt
 from starlette.applications import Starlette
 
+from authgate.admin import OPERATOR
 from authgate.config import Settings
 from authgate.errors import InvalidTokenError, TokenExpiredError
 from authgate.http.app import build_app
-from authgate.runtime import build_service
-from authgate.service import AuthService
+from authgate.runtime import build_services
+from authgate.services import Services
 from authgate.storage import Database
 from authgate.verify import AccessClaims, Authenticated, Verifier
 from tests.conftest import FakeClock
@@ -43,21 +44,21 @@ class CountingTransport(httpx.AsyncBaseTransport):
 @pytest.fixture
 async def authgate(
     request: pytest.FixtureRequest, settings: Settings, database: Database, clock: FakeClock
-) -> AsyncIterator[tuple[AuthService, Starlette]]:
+) -> AsyncIterator[tuple[Services, Starlette]]:
     """authgate with a key pair: EdDSA, or the algorithm a test asks for (``indirect``)."""
     changed = settings.replace(
         signing_algorithm=getattr(request, "param", "EdDSA"),
         key_encryption_key=secrets.token_urlsafe(32),
         key_publish_seconds=60,
     )
-    service = await build_service(changed, database, clock=clock)
-    yield service, build_app(service, changed)
-    await service.aclose()
+    services = await build_services(changed, database, clock=clock)
+    yield services, build_app(services, changed)
+    await services.aclose()
 
 
 @pytest.fixture
 async def authgate_client(
-    authgate: tuple[AuthService, Starlette],
+    authgate: tuple[Services, Starlette],
 ) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=authgate[1])
     async with httpx.AsyncClient(transport=transport, base_url="http://authgate.test") as client:
@@ -65,7 +66,7 @@ async def authgate_client(
 
 
 @pytest.fixture
-def transport(authgate: tuple[AuthService, Starlette]) -> CountingTransport:
+def transport(authgate: tuple[Services, Starlette]) -> CountingTransport:
     return CountingTransport(authgate[1])
 
 
@@ -123,7 +124,7 @@ async def test_the_high_s_spelling_of_an_es256_token_is_refused(
     ],
 )
 async def test_tokens_signed_with_the_real_key_are_held_to_the_lifetime_and_claims(
-    authgate: tuple[AuthService, Starlette],
+    authgate: tuple[Services, Starlette],
     verifier: Verifier,
     overrides: dict[str, object],
     accepted: bool,
@@ -139,13 +140,13 @@ async def test_tokens_signed_with_the_real_key_are_held_to_the_lifetime_and_clai
 
 
 async def test_unknown_kids_refresh_the_key_set_at_a_bounded_rate(
-    authgate: tuple[AuthService, Starlette],
+    authgate: tuple[Services, Starlette],
     authgate_client: httpx.AsyncClient,
     verifier: Verifier,
     transport: CountingTransport,
     clock: FakeClock,
 ) -> None:
-    service, _ = authgate
+    services, _ = authgate
     await verifier.verify((await signed_in(authgate_client))["accessToken"])
     assert len(transport.requests) == 1
     for _ in range(5):  # garbage kids cannot make it fetch again and again
@@ -154,10 +155,10 @@ async def test_unknown_kids_refresh_the_key_set_at_a_bounded_rate(
     assert len(transport.requests) == 1  # fetched at start; the refresh interval has not passed
 
     clock.advance(31)
-    await service.keys.rotate()
-    await service.sync()
+    await services.keys.rotate()
+    await services.upkeep.sync()
     clock.advance(60)  # the new key signs now
-    await service.sync()
+    await services.upkeep.sync()
     fresh = await _token(authgate_client)
     assert (await verifier.verify(fresh)).subject  # unknown kid: one fetch, then success
     assert len(transport.requests) == 2
@@ -204,9 +205,9 @@ async def test_site_b_serves_authgate_users(
 
 
 async def test_a_fastapi_dependency_guards_routes(
-    authgate: tuple[AuthService, Starlette], authgate_client: httpx.AsyncClient, verifier: Verifier
+    authgate: tuple[Services, Starlette], authgate_client: httpx.AsyncClient, verifier: Verifier
 ) -> None:
-    service, _ = authgate
+    services, _ = authgate
     api = FastAPI()
 
     # FastAPI's own idiom; a dependency object per route is what B008 warns about, on purpose.
@@ -230,7 +231,7 @@ async def test_a_fastapi_dependency_guards_routes(
         }
         assert (await client.get("/me")).status_code == 401
         assert (await client.get("/mod", headers=bearer(signed["accessToken"]))).status_code == 403
-        await service.set_roles("alice", ["user", "moderator"])
+        await services.admin.set_roles(OPERATOR, "cli", "alice", ["user", "moderator"])
         from tests.helpers import sign_in
 
         moderator = (await sign_in(authgate_client)).json()["accessToken"]

@@ -1,4 +1,5 @@
-"""What a signed-in user does to their own account: sessions, password, email, deletion.
+"""Accounts: creating one (sign-up and operators alike), and what a signed-in user does to
+their own: sessions, password, email, deletion.
 
 Sensitive operations (changing the password or email, deleting the account, signing out
 everywhere) need a fresh proof of the password: ``currentPassword`` in the request, or an
@@ -9,18 +10,22 @@ access token whose session signed in with the password within
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from authgate.errors import (
+    EmailTakenError,
     LastAdminError,
     ReauthenticationRequiredError,
     SessionNotFoundError,
+    UsernameTakenError,
     UserNotFoundError,
 )
-from authgate.models import AccessClaims, Clock, Role, SessionInfo, User
+from authgate.models import AccessClaims, Clock, NewUser, Role, SessionInfo, User
 from authgate.passwords import PasswordHasher
 from authgate.policy import (
     check_password,
     email_key,
+    new_username,
     normalize_email,
     normalize_password,
     username_key,
@@ -110,6 +115,44 @@ class Accounts:
         self._password_min = password_min_length
         self._password_max = password_max_length
         self._clock = clock
+
+    # -- creation ----------------------------------------------------------------
+
+    async def create(
+        self,
+        username: str,
+        email: str,
+        password: str,
+        roles: frozenset[Role],
+        *,
+        audit: Callable[[Transaction, int], Awaitable[None]] | None = None,
+    ) -> int:
+        """The one way a user is made: the name, email and password rules, then the insert.
+        Callers decide who may ask for ``roles``; ``audit`` (given the new id) writes their
+        record in the insert's transaction, so there is no user without it."""
+        name = new_username(username)
+        address = normalize_email(email)
+        secret = normalize_password(password)
+        check_password(secret, min_length=self._password_min, max_length=self._password_max)
+        name_key, address_key = username_key(name), email_key(address)
+        # Cheap checks first, so a duplicate costs no hash; the unique indexes decide races.
+        async with self._database.transaction(read_only=True) as tx:
+            if await tx.users.username_key_exists(name_key):
+                raise UsernameTakenError()
+            if await tx.users.email_key_exists(address_key):
+                raise EmailTakenError()
+        password_hash = await self._hasher.hash(secret)
+        async with self._database.transaction() as tx:
+            user_id = await tx.users.insert(
+                NewUser(username=name, email=address, password_hash=password_hash, roles=roles),
+                username_key=name_key,
+                email_key=address_key,
+                now=int(self._clock()),
+            )
+            if audit is not None:
+                await audit(tx, user_id)
+        _event("user.created", user_id)
+        return user_id
 
     # -- sessions --------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Operator commands: ``authgate serve | migrate | users ...``, all through the service.
+"""Operator commands: ``authgate serve | migrate | users ...``, all through the services
+(``users`` through the admin service as the operator, its changes audited like the admin API's).
 
 Each command imports the heavy modules (storage, runtime, keys) itself: uvicorn's worker
 processes start by importing this module again (it is their parent's ``__main__``), and a
@@ -35,6 +36,9 @@ EXIT_REFUSED, EXIT_CONFIG, EXIT_STORAGE = 1, 3, 4
 
 
 ROLES = ("user", "moderator", "admin")
+
+#: The client address of the operator's audit records.
+CLIENT = "cli"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -211,8 +215,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 async def _purge(settings: Settings) -> int:
     from authgate.runtime import running_service
 
-    async with running_service(settings) as service:
-        removed = await service.purge()
+    async with running_service(settings) as services:
+        removed = await services.upkeep.purge()
     print(f"authgate: purged {removed} sessions.")
     return 0
 
@@ -222,8 +226,8 @@ async def _keys(settings: Settings, action: str) -> int:
         return await _list_keys(settings)
     from authgate.runtime import running_service
 
-    async with running_service(settings) as service:
-        state = await service.keys.rotate()
+    async with running_service(settings) as services:
+        state = await services.keys.rotate()
     print(
         f"created {state.algorithm} key {state.kid}; published now, "
         f"signs from {_when(state.activates_at)}"
@@ -265,28 +269,31 @@ def _when(epoch_seconds: int | None) -> str:
 
 
 async def _users(settings: Settings, args: argparse.Namespace) -> int:
+    from authgate.admin import OPERATOR
     from authgate.runtime import running_service
 
-    async with running_service(settings) as service:
+    async with running_service(settings) as services:
+        admin = services.admin
         if args.action == "create":
             password = _read_password()
-            user_id = await service.create_user(
-                args.username, args.email, password, args.roles or ["user"]
+            user_id = await admin.create_user(
+                OPERATOR, CLIENT, args.username, args.email, password, args.roles or ["user"]
             )
             print(f"created user {args.username} (id {user_id})")
         elif args.action == "list":
             print("id\tusername\temail\troles\tstate")
-            for user in await service.list_users():
+            for user in await admin.every_user(OPERATOR):
                 roles = ",".join(sorted(user.roles))
                 state = "enabled" if user.enabled else "disabled"
                 print(f"{user.id}\t{user.username}\t{user.email}\t{roles}\t{state}")
         else:
             try:
                 if args.action == "set-roles":
-                    user = await service.set_roles(args.username, args.roles)
+                    user = await admin.set_roles(OPERATOR, CLIENT, args.username, args.roles)
                     print(f"{user.username}: {','.join(sorted(user.roles))}")
                 else:
-                    user = await service.set_enabled(args.username, args.action == "enable")
+                    enabled = args.action == "enable"
+                    user = await admin.set_enabled(OPERATOR, CLIENT, args.username, enabled)
                     print(f"{user.username}: {args.action}d")
             except UserNotFoundError:
                 print(f"authgate: no user named {args.username}", file=sys.stderr)

@@ -29,7 +29,8 @@ tell it apart (``InvalidRefreshTokenError``'s subclasses, ``DatabaseRefusedError
     │   ├── RoleRequiredError
     │   ├── RoleGrantDeniedError          asking for roles without an admin token
     │   ├── CsrfError                     cookie-authenticated write without its CSRF token
-    │   └── ReauthenticationRequiredError sensitive operation without a fresh password
+    │   ├── ReauthenticationRequiredError sensitive operation without a fresh password
+    │   └── MetricsForbiddenError         /metrics without its token, from a remote client
     ├── RefreshTokenError
     │   ├── RefreshTokenMissingError
     │   └── InvalidRefreshTokenError      one public answer for every failure below
@@ -40,8 +41,9 @@ tell it apart (``InvalidRefreshTokenError``'s subclasses, ``DatabaseRefusedError
     ├── SessionNotFoundError
     ├── TooManyRequestsError              throttled; carries Retry-After
     ├── ConfigurationError
-    └── StorageUnavailableError           the database (or Redis) did not answer
-        └── DatabaseRefusedError          the database refused authgate's URL (configuration)
+    ├── StorageUnavailableError           the database (or Redis) did not answer
+    │   └── DatabaseRefusedError          the database refused authgate's URL (configuration)
+    └── NotReadyError                     a readiness check failed; carries every check
 """
 
 from __future__ import annotations
@@ -249,3 +251,20 @@ class ReauthenticationRequiredError(PermissionDeniedError):
 class SessionNotFoundError(AuthError):
     code = "session_not_found"
     message = "No such session."
+
+
+class MetricsForbiddenError(PermissionDeniedError):
+    code = "metrics_forbidden"
+    message = "Metrics need AUTHGATE_METRICS_TOKEN, or a loopback client."
+
+
+class NotReadyError(AuthError):
+    """Not ready to serve (``/readyz``): ``checks`` names each dependency and its state, so
+    the answer says which one failed (and nothing of why: no addresses, no library text)."""
+
+    code = "not_ready"
+    message = "Not ready."
+
+    def __init__(self, checks: dict[str, str]) -> None:
+        super().__init__()
+        self.checks = checks

@@ -1,4 +1,4 @@
-"""Assembles a running service from settings: database, hasher, token codec, service."""
+"""Assembles the running services from settings: database, hasher, token codec, services."""
 
 from __future__ import annotations
 
@@ -26,10 +26,12 @@ from authgate.refresh import RefreshService
 from authgate.refresh_rule import RefreshPolicy
 from authgate.revocations import RevokedSessions
 from authgate.service import AuthService
+from authgate.services import Services
 from authgate.signing import KeyState, SigningKeys
 from authgate.storage import Database, schema
 from authgate.throttle import Throttle
 from authgate.tokens import TokenCodec, accepted_for_seconds
+from authgate.upkeep import Upkeep
 
 log = logging.getLogger("authgate.runtime")
 
@@ -74,13 +76,13 @@ def _accepted_seconds(settings: Settings) -> int:
     return accepted_for_seconds(settings.access_token_ttl_seconds, settings.clock_leeway_seconds)
 
 
-async def build_service(
+async def build_services(
     settings: Settings,
     database: Database,
     *,
     clock: Clock = system_clock,
     hash_processes: bool = False,
-) -> AuthService:
+) -> Services:
     keys = signing_keys(settings, database, clock=clock)
     ring = KeyRing(await keys.load(), clock=clock)
     hasher = PasswordHasher(
@@ -144,19 +146,37 @@ async def build_service(
         grace_key=_grace_key(settings) if policy.grace_window else b"",
         clock=clock,
     )
-    return AuthService(
+    auth = AuthService(
         database,
         hasher,
         tokens,
-        keys,
         throttle,
         revoked,
         accounts=accounts,
-        admin=Admin(database, revoked, clock=clock),
         refreshes=refreshes,
-        password_min_length=settings.password_min_length,
-        password_max_length=settings.password_max_length,
         clock=clock,
+    )
+    upkeep = Upkeep(
+        database,
+        revoked,
+        keys,
+        ring,
+        throttle,
+        redis=bool(settings.redis_url),
+        ready_timeout_seconds=min(settings.db_timeout_seconds, 2),
+        refresh_grace_seconds=policy.grace_seconds,
+        clock=clock,
+    )
+    return Services(
+        auth=auth,
+        refreshes=refreshes,
+        accounts=accounts,
+        admin=Admin(database, revoked, accounts, clock=clock),
+        upkeep=upkeep,
+        keys=keys,
+        key_ring=ring,
+        hasher=hasher,
+        throttle=throttle,
     )
 
 
@@ -208,22 +228,22 @@ async def key_states(settings: Settings, *, clock: Clock = system_clock) -> list
     return found if secret is None else [signing.hs256_state(secret), *found]
 
 
-async def _purge_periodically(service: AuthService, interval_seconds: int) -> None:
+async def _purge_periodically(upkeep: Upkeep, interval_seconds: int) -> None:
     """Keep storage bounded; every process may do it, deleting twice is harmless."""
     while True:
         await anyio.sleep(interval_seconds)
         try:
-            await service.purge()
+            await upkeep.purge()
         except StorageUnavailableError:
             log.warning("purge failed; retrying later", extra={"event": "sessions.purge_failed"})
 
 
-async def _poll_revocations(service: AuthService, interval_ms: int) -> None:
+async def _poll_revocations(upkeep: Upkeep, interval_ms: int) -> None:
     """Pick up other processes' revocations; a database hiccup only delays them."""
     while True:
         await anyio.sleep(interval_ms / 1000)
         try:
-            await service.sync()
+            await upkeep.sync()
         except StorageUnavailableError:
             log.warning(
                 "revocation poll failed; retrying", extra={"event": "revocations.poll_failed"}
@@ -233,8 +253,8 @@ async def _poll_revocations(service: AuthService, interval_ms: int) -> None:
 @asynccontextmanager
 async def running_service(
     settings: Settings, *, clock: Clock = system_clock, serving: bool = False
-) -> AsyncIterator[AuthService]:
-    """A service on an up-to-date schema; refuses to start on an unmigrated database.
+) -> AsyncIterator[Services]:
+    """The services on an up-to-date schema; refuses to start on an unmigrated database.
 
     A server (``serving``) polls for sessions revoked by other processes, purges, and
     hashes passwords in its own low-priority processes.
@@ -242,37 +262,38 @@ async def running_service(
     database = open_database(settings)
     try:
         await ensure_schema(database)
-        service = await build_service(settings, database, clock=clock, hash_processes=serving)
+        services = await build_services(settings, database, clock=clock, hash_processes=serving)
+        upkeep = services.upkeep
         background: list[asyncio.Task[None]] = []
         try:
             if serving:
-                await service.hasher.start()
-                await service.sync()
+                await services.hasher.start()
+                await upkeep.sync()
                 background.append(
                     asyncio.create_task(
-                        _poll_revocations(service, settings.revocation_poll_milliseconds)
+                        _poll_revocations(upkeep, settings.revocation_poll_milliseconds)
                     )
                 )
                 if settings.redis_url:
                     bus = RevocationBus(
                         settings.redis_url,
-                        service.revoked,
+                        upkeep.revoked,
                         timeout_seconds=settings.db_timeout_seconds,
                     )
-                    service.bus = bus
+                    upkeep.bus = bus
                     background.append(asyncio.create_task(bus.run()))
                 if settings.purge_interval_seconds:
                     background.append(
                         asyncio.create_task(
-                            _purge_periodically(service, settings.purge_interval_seconds)
+                            _purge_periodically(upkeep, settings.purge_interval_seconds)
                         )
                     )
-            yield service
+            yield services
         finally:
             for task in background:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await service.aclose()
+            await services.aclose()
     finally:
         await database.close()

@@ -16,13 +16,8 @@ from authgate.errors import (
     UserNotFoundError,
 )
 from authgate.http.openapi import ApiRoute, Doc
-from authgate.http.routes import (
-    authenticate,
-    client_address,
-    json_response,
-    read_body,
-    service_of,
-)
+from authgate.http.routes import authenticate, client_address, json_response, read_body
+from authgate.http.services import services_of
 from authgate.http.wire import (
     EmailChangeBody,
     MessageOut,
@@ -48,20 +43,20 @@ def session_out(info: SessionInfo, current: str | None = None) -> SessionOut:
 
 async def list_sessions(request: Request) -> Response:
     claims = authenticate(request)
-    found = await service_of(request).accounts.sessions(claims)
+    found = await services_of(request).accounts.sessions(claims)
     return json_response(SessionsOut([session_out(s, claims.session_id) for s in found]))
 
 
 async def revoke_session(request: Request) -> Response:
     claims = authenticate(request)
-    await service_of(request).accounts.revoke_session(claims, request.path_params["session_id"])
+    await services_of(request).accounts.revoke_session(claims, request.path_params["session_id"])
     return json_response(MessageOut("Session revoked."))
 
 
 async def sign_out_everywhere(request: Request) -> Response:
     claims = authenticate(request)
     body = await read_body(request, ReauthenticationBody)
-    await service_of(request).accounts.sign_out_everywhere(
+    await services_of(request).accounts.sign_out_everywhere(
         claims, body.current_password, client=client_address(request)
     )
     return json_response(MessageOut("Signed out of every session."))
@@ -70,7 +65,7 @@ async def sign_out_everywhere(request: Request) -> Response:
 async def change_password(request: Request) -> Response:
     claims = authenticate(request)
     body = await read_body(request, PasswordChangeBody)
-    await service_of(request).accounts.change_password(
+    await services_of(request).accounts.change_password(
         claims, body.current_password, body.new_password, client=client_address(request)
     )
     return json_response(MessageOut("Password changed. Other sessions were signed out."))
@@ -79,7 +74,7 @@ async def change_password(request: Request) -> Response:
 async def change_email(request: Request) -> Response:
     claims = authenticate(request)
     body = await read_body(request, EmailChangeBody)
-    await service_of(request).accounts.change_email(
+    await services_of(request).accounts.change_email(
         claims, body.current_password, body.email, client=client_address(request)
     )
     return json_response(MessageOut("Email changed."))
@@ -88,7 +83,7 @@ async def change_email(request: Request) -> Response:
 async def delete_account(request: Request) -> Response:
     claims = authenticate(request)
     body = await read_body(request, ReauthenticationBody)
-    await service_of(request).accounts.delete(
+    await services_of(request).accounts.delete(
         claims, body.current_password, client=client_address(request)
     )
     return json_response(MessageOut("Account deleted."))

@@ -21,7 +21,8 @@ from authgate.errors import (
 )
 from authgate.http.account_routes import session_out
 from authgate.http.openapi import ApiRoute, Doc
-from authgate.http.routes import authenticate, client_address, json_response, read_body, service_of
+from authgate.http.routes import authenticate, client_address, json_response, read_body
+from authgate.http.services import services_of
 from authgate.http.wire import (
     AuditEntryOut,
     AuditOut,
@@ -66,7 +67,7 @@ def _int_query(request: Request, name: str, default: int, maximum: int) -> int:
 
 async def list_users(request: Request) -> Response:
     claims = _admin(request)
-    found = await service_of(request).admin.users(
+    found = await services_of(request).admin.users(
         claims,
         client_address(request),
         search=request.query_params.get("q", "")[:64],
@@ -78,7 +79,7 @@ async def list_users(request: Request) -> Response:
 
 async def read_user(request: Request) -> Response:
     claims = _admin(request)
-    user = await service_of(request).admin.user(
+    user = await services_of(request).admin.user(
         claims, client_address(request), request.path_params["user_id"]
     )
     return json_response(user_out(user))
@@ -87,7 +88,7 @@ async def read_user(request: Request) -> Response:
 async def set_roles(request: Request) -> Response:
     claims = _admin(request)
     body = await read_body(request, RolesBody)
-    user = await service_of(request).admin.set_roles(
+    user = await services_of(request).admin.set_roles(
         claims, client_address(request), request.path_params["user_id"], body.roles
     )
     return json_response(user_out(user))
@@ -95,7 +96,7 @@ async def set_roles(request: Request) -> Response:
 
 async def disable(request: Request) -> Response:
     claims = _admin(request)
-    user = await service_of(request).admin.set_enabled(
+    user = await services_of(request).admin.set_enabled(
         claims, client_address(request), request.path_params["user_id"], False
     )
     return json_response(user_out(user))
@@ -103,7 +104,7 @@ async def disable(request: Request) -> Response:
 
 async def enable(request: Request) -> Response:
     claims = _admin(request)
-    user = await service_of(request).admin.set_enabled(
+    user = await services_of(request).admin.set_enabled(
         claims, client_address(request), request.path_params["user_id"], True
     )
     return json_response(user_out(user))
@@ -111,7 +112,7 @@ async def enable(request: Request) -> Response:
 
 async def delete_user(request: Request) -> Response:
     claims = _admin(request)
-    await service_of(request).admin.delete(
+    await services_of(request).admin.delete(
         claims, client_address(request), request.path_params["user_id"]
     )
     return json_response(MessageOut("User deleted."))
@@ -119,7 +120,7 @@ async def delete_user(request: Request) -> Response:
 
 async def user_sessions(request: Request) -> Response:
     claims = _admin(request)
-    found = await service_of(request).admin.sessions(
+    found = await services_of(request).admin.sessions(
         claims, client_address(request), request.path_params["user_id"]
     )
     return json_response(SessionsOut([session_out(s) for s in found]))
@@ -127,7 +128,7 @@ async def user_sessions(request: Request) -> Response:
 
 async def revoke_user_session(request: Request) -> Response:
     claims = _admin(request)
-    await service_of(request).admin.revoke_session(
+    await services_of(request).admin.revoke_session(
         claims,
         client_address(request),
         request.path_params["user_id"],
@@ -139,7 +140,7 @@ async def revoke_user_session(request: Request) -> Response:
 async def audit(request: Request) -> Response:
     claims = _admin(request)
     before = request.query_params.get("before")
-    entries = await service_of(request).admin.audit_log(
+    entries = await services_of(request).admin.audit_log(
         claims,
         client_address(request),
         limit=_int_query(request, "limit", 100, 1000),

@@ -28,7 +28,7 @@ from authgate.http.routes import routes
 from authgate.logs import AccessLog, configure_logging
 from authgate.metrics import EventCounter, Metrics
 from authgate.runtime import running_service
-from authgate.service import AuthService
+from authgate.services import Services
 
 ROUTES = [*routes, *content_routes, *account_routes, *admin_routes, *operations_routes]
 
@@ -161,15 +161,15 @@ def _count_events(metrics: Metrics) -> None:
         logger.setLevel(logging.INFO)  # events are INFO records; count them at any log level
 
 
-def _attach(app: Starlette, service: AuthService) -> None:
-    app.state.service = service
-    service.hasher.observe = app.state.metrics.hash_seconds.observe
+def _attach(app: Starlette, services: Services) -> None:
+    app.state.services = services
+    services.hasher.observe = app.state.metrics.hash_seconds.observe
 
 
-def build_app(service: AuthService, settings: Settings) -> Starlette:
-    """An app around an already running service (tests, embedding)."""
+def build_app(services: Services, settings: Settings) -> Starlette:
+    """An app around already running services (tests, embedding)."""
     app = _starlette(settings)
-    _attach(app, service)
+    _attach(app, services)
     return app
 
 
@@ -178,8 +178,8 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with running_service(settings, serving=True) as service:
-            _attach(app, service)
+        async with running_service(settings, serving=True) as services:
+            _attach(app, services)
             # Everything built so far lives as long as the worker: keep it out of the
             # collector's way, so a full collection walks only what requests allocate
             # (a full pass over the start-up heap took about 90 ms; docs/benchmarks.md).

@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.types import Scope
 
 from authgate.http import cookies
+from authgate.http.services import services_of
 from authgate.models import AccessClaims
-from authgate.service import AuthService
 from authgate.tokens import token_from_headers
 
 
@@ -25,5 +25,4 @@ def authenticate_scope(scope: Scope) -> AccessClaims:
         elif name == b"authorization":
             authorization = value.decode("latin-1") if authorization is None else authorization
     token = token_from_headers(legacy, authorization)
-    service: AuthService = scope["app"].state.service
-    return service.authenticate(token or cookies.access_token(Request(scope)))
+    return services_of(scope).auth.authenticate(token or cookies.access_token(Request(scope)))

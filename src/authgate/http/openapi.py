@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -73,8 +73,6 @@ class Doc:
     storage: bool = False
     #: Takes ``X-Token-Transport`` (and ``X-CSRF-Token``).
     cookie_transport: bool = False
-    #: Answers the handler builds itself, outside the error table.
-    answers: Mapping[int, Wire] = field(default_factory=dict)
     #: False only for the document itself.
     published: bool = True
 
@@ -167,6 +165,8 @@ def _error_content(by_body: Mapping[Wire, set[str]]) -> dict[str, Any]:
                 {"properties": {"code": {"enum": sorted(codes)}}},
             ]
         }
+        if "code" in kind.__struct_fields__
+        else {"$ref": _REF.format(name=kind.__name__)}  # /readyz's checks: no code
         for kind, codes in sorted(by_body.items(), key=lambda item: item[0].__name__)
     ]
     return {"application/json": {"schema": schemas[0] if len(schemas) == 1 else {"oneOf": schemas}}}
@@ -203,9 +203,6 @@ def _operation(route: Route, method: str, doc: Doc) -> dict[str, Any]:
     if route.param_convertors:  # a value its convertor refuses: the router's own 404
         by_status.setdefault(404, {}).setdefault(ErrorOut, set()).add(HTTP_CODES[404])
     answers = {status: _error_content(by_body) for status, by_body in by_status.items()}
-    if doc.answers.keys() & answers.keys():
-        raise ValueError(f"{route.path}: an answer both built by hand and from the table")
-    answers.update({status: _json_content(kind) for status, kind in doc.answers.items()})
     for status, content in sorted(answers.items()):
         responses[str(status)] = {
             "description": descriptions.get(status, "Error"),
@@ -245,7 +242,7 @@ def operations(routes: Sequence[BaseRoute]) -> list[tuple[Route, str, Doc]]:
 
 
 def _types(method: str, doc: Doc) -> list[Wire]:
-    found = [*_success(doc), *doc.answers.values()]
+    found = [*_success(doc)]
     found.extend(body_type(kind) for kind in errors_of(doc, method))
     if doc.body is not None:
         found.append(doc.body)

@@ -48,11 +48,9 @@ class Publishing:
 
 @dataclass(frozen=True)
 class Probes:
-    """``/readyz`` and ``/metrics``: how long a dependency may take to answer, whether
-    Redis is one, and the bearer token scrapers present (else loopback clients only)."""
+    """``/metrics``: the bearer token scrapers present (else loopback clients only). What
+    ``/readyz`` checks, and how long it waits, is ``Upkeep``'s (``runtime.build_services``)."""
 
-    timeout_seconds: float
-    redis: bool
     metrics_token: str | None
 
 
@@ -70,7 +68,7 @@ class HttpOptions:
                 enabled=settings.cookie_transport,
                 secure=settings.cookie_secure,
                 samesite=settings.cookie_samesite,
-                # The token codec's lifetime (runtime.build_service), from the same setting.
+                # The token codec's lifetime (runtime.build_services), from the same setting.
                 access_max_age_seconds=settings.access_token_ttl_seconds,
                 refresh_max_age_seconds=settings.refresh_token_ttl_seconds,
             ),
@@ -81,12 +79,7 @@ class HttpOptions:
                 public_url=settings.public_url,
                 max_age_seconds=settings.jwks_max_age_seconds,
             ),
-            probes=Probes(
-                # A probe answers quickly even when the database's own deadline is long.
-                timeout_seconds=min(settings.db_timeout_seconds, 2),
-                redis=bool(settings.redis_url),
-                metrics_token=settings.metrics_token,
-            ),
+            probes=Probes(metrics_token=settings.metrics_token),
         )
 
 

@@ -16,6 +16,7 @@ from authgate.errors import (
     InvalidCredentialsError,
     InvalidInputError,
     MissingTokenError,
+    NotReadyError,
     PayloadTooLargeError,
     PermissionDeniedError,
     RefreshTokenError,
@@ -26,7 +27,7 @@ from authgate.errors import (
     UnsupportedMediaTypeError,
     UserNotFoundError,
 )
-from authgate.http.wire import CredentialsOut, ErrorOut, encode
+from authgate.http.wire import CredentialsOut, ErrorOut, ReadyOut, encode
 
 JSON = "application/json; charset=utf-8"
 
@@ -47,6 +48,7 @@ STATUS: dict[type[AuthError], int] = {
     SessionNotFoundError: 404,
     TooManyRequestsError: 429,
     StorageUnavailableError: 503,
+    NotReadyError: 503,  # no Retry-After: a load balancer polls /readyz on its own schedule
 }
 
 
@@ -68,18 +70,22 @@ def status_of(
     return 400  # pragma: no cover - AuthError itself is in the table
 
 
-def body_type(kind: type[AuthError]) -> type[ErrorOut] | type[CredentialsOut]:
+def body_type(kind: type[AuthError]) -> type[ErrorOut] | type[CredentialsOut] | type[ReadyOut]:
     """The wire type of the answer to ``kind``: the tutorial's sign-in failure keeps its
-    ``accessToken: null``."""
+    ``accessToken: null``; ``/readyz`` answers unready with the same body as ready."""
+    if issubclass(kind, NotReadyError):
+        return ReadyOut
     return CredentialsOut if issubclass(kind, InvalidCredentialsError) else ErrorOut
 
 
 def error_response(error: AuthError, table: Mapping[type[AuthError], int] = STATUS) -> Response:
     status = status_of(error, table)
-    body: ErrorOut | CredentialsOut = ErrorOut(error.message, error.code)
+    body: ErrorOut | CredentialsOut | ReadyOut = ErrorOut(error.message, error.code)
     headers: dict[str, str] = {}
     if body_type(type(error)) is CredentialsOut:
         body = CredentialsOut(access_token=None, message=error.message, code=error.code)
+    if isinstance(error, NotReadyError):
+        body = ReadyOut("unready", error.checks)
     if isinstance(error, TokenError):
         # RFC 6750 §3: no error code when no token was sent. RFC 9110 §11.6.1 allows the
         # challenge on a 403 too (AUTHGATE_MISSING_TOKEN_STATUS=403): a token would help.

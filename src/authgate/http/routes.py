@@ -32,6 +32,7 @@ from authgate.http.caller import authenticate_scope
 from authgate.http.openapi import ApiRoute, Doc, encoded
 from authgate.http.options import options_of
 from authgate.http.problems import JSON
+from authgate.http.services import services_of
 from authgate.http.wire import (
     DiscoveryOut,
     KeySetOut,
@@ -46,15 +47,9 @@ from authgate.http.wire import (
     encode,
 )
 from authgate.models import AccessClaims, Role
-from authgate.service import AuthService
 from authgate.tokens import token_from_headers
 
 T = TypeVar("T")
-
-
-def service_of(request: Request) -> AuthService:
-    service: AuthService = request.app.state.service
-    return service
 
 
 def client_address(request: Request) -> str:
@@ -112,7 +107,7 @@ async def sign_up(request: Request) -> Response:
             actor = authenticate(request)
         except AuthError:
             actor = None  # a stale token on a public route is ignored; the grant check decides
-    await service_of(request).sign_up(
+    await services_of(request).auth.sign_up(
         body.username,
         body.email,
         body.password,
@@ -125,7 +120,7 @@ async def sign_up(request: Request) -> Response:
 
 async def sign_in(request: Request) -> Response:
     body = await read_body(request, SignInBody)
-    result = await service_of(request).sign_in(
+    result = await services_of(request).auth.sign_in(
         body.username,
         body.password,
         client=client_address(request),
@@ -167,7 +162,7 @@ def _refresh_token_of(request: Request, body: RefreshBody) -> tuple[str, bool]:
 async def refresh(request: Request) -> Response:
     body = await read_body(request, RefreshBody)
     token, from_cookie = _refresh_token_of(request, body)
-    pair = await service_of(request).refresh(token, client=client_address(request))
+    pair = await services_of(request).refreshes.refresh(token, client=client_address(request))
     if from_cookie or cookies.requested(request):
         response = json_response(MessageOut("Tokens refreshed."))
         cookies.set_tokens(response, request, pair)
@@ -186,10 +181,10 @@ async def sign_out(request: Request) -> Response:
         and not cookies.refresh_cookie_sent(request)
         and token_from_headers(headers.get("x-access-token"), headers.get("authorization"))
     ):
-        await service_of(request).accounts.sign_out(authenticate(request))
+        await services_of(request).accounts.sign_out(authenticate(request))
         return json_response(MessageOut("You've been signed out!"))
     token, from_cookie = _refresh_token_of(request, body)
-    await service_of(request).sign_out(token)
+    await services_of(request).refreshes.sign_out(token)
     response = json_response(MessageOut("You've been signed out!"))
     if from_cookie or cookies.requested(request):
         cookies.clear(response, request)
@@ -210,7 +205,7 @@ def _public_cache(request: Request) -> dict[str, str]:
 
 async def jwks(request: Request) -> Response:
     """Public keys only; cached no longer than a new key waits before it signs."""
-    body = encode(KeySetOut(keys=service_of(request).published_keys()))
+    body = encode(KeySetOut(keys=services_of(request).key_ring.published()))
     return Response(body, media_type=JSON, headers=_public_cache(request))
 
 
