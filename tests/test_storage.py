@@ -162,10 +162,12 @@ async def test_a_busy_pool_keeps_its_connections_instead_of_reopening_them(
 
 async def test_a_writer_waiting_for_sqlites_lock_leaves_the_event_loop_free(tmp_path: Path) -> None:
     """SQLite runs on the event loop (storage/sqlite_driver.py): a writer that finds another
-    process's write lock waits with asyncio sleeps, and reads go on meanwhile."""
+    process's write lock waits with asyncio sleeps, and reads go on meanwhile. Were it to
+    wait in SQLite's busy handler (as aiosqlite's thread did), the loop would stop for the
+    whole timeout, the lock would be released only after it, and the writer would fail."""
     path = tmp_path / "busy.db"
     await migrate(f"sqlite:///{path}")
-    database = Database.connect(f"sqlite:///{path}", timeout_seconds=HANG_SECONDS)
+    database = Database.connect(f"sqlite:///{path}", timeout_seconds=5)
     holder = sqlite3.connect(path, isolation_level=None)
 
     async def write() -> None:
