@@ -75,8 +75,10 @@ def create_engine(
     if backend == "sqlite":
         database = target.database or ":memory:"
         uri = bool(target.query.get("uri"))
+        # The filename as SQLAlchemy's dialect would open it (a URI keeps its query).
+        filename = target.get_dialect()().create_connect_args(target)[0][0]
         kwargs["async_creator"] = partial(
-            sqlite_driver.connect, database, busy_seconds=timeout_seconds, uri=uri
+            sqlite_driver.connect, filename, busy_seconds=timeout_seconds, uri=uri
         )
         if database != ":memory:":
             kwargs.update(pooled)
