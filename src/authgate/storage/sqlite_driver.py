@@ -8,8 +8,9 @@ authgate runs are index lookups and single-row writes to a file in the page cach
 mode with ``synchronous=NORMAL`` a commit does not wait for the disk. What can wait is
 another process's write lock: the connection's own busy handler is therefore off, and a
 statement that finds the database locked is retried here with asyncio sleeps, as SQLite's
-busy handler would retry it, while the loop serves other requests. The checkpoints that copy
-the write-ahead log into the database file (and wait for the disk) run in a thread too.
+busy handler would retry it, while the loop serves other requests. Still on the loop: the
+automatic checkpoint (every 1,000 pages of log, inside the commit that crosses it, which
+waits for the disk) and reading pages that are not in the OS's cache.
 """
 
 from __future__ import annotations
