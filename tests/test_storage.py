@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from pathlib import Path
 
 import anyio
@@ -16,7 +18,8 @@ from authgate.passwords import PasswordHasher
 from authgate.runtime import build_services
 from authgate.storage import Database, schema
 from tests.conftest import PASSWORD, TEST_KEY
-from tests.helpers import refresh, signed_in
+from tests.databases import migrate
+from tests.helpers import HANG_SECONDS, refresh, signed_in
 
 pytestmark = pytest.mark.anyio
 
@@ -155,3 +158,33 @@ async def test_a_busy_pool_keeps_its_connections_instead_of_reopening_them(
     finally:
         await database.close()
     assert 1 <= opened <= 3
+
+
+async def test_a_writer_waiting_for_sqlites_lock_leaves_the_event_loop_free(tmp_path: Path) -> None:
+    """SQLite runs on the event loop (storage/sqlite_driver.py): a writer that finds another
+    process's write lock waits with asyncio sleeps, and reads go on meanwhile. Were it to
+    wait in SQLite's busy handler (as aiosqlite's thread did), the loop would stop for the
+    whole timeout, the lock would be released only after it, and the writer would fail."""
+    path = tmp_path / "busy.db"
+    await migrate(f"sqlite:///{path}")
+    database = Database.connect(f"sqlite:///{path}", timeout_seconds=5)
+    holder = sqlite3.connect(path, isolation_level=None)
+
+    async def write() -> None:
+        async with database.transaction() as tx:
+            await tx.connection.execute(sa.text("DELETE FROM audit_log"))
+
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # the write lock, as another process would
+        with anyio.fail_after(HANG_SECONDS):
+            writer = asyncio.create_task(write())
+            for _ in range(10):
+                await asyncio.sleep(0)
+            async with database.transaction(read_only=True) as tx:
+                assert (await tx.connection.execute(sa.text("SELECT 1"))).scalar() == 1
+            assert not writer.done()  # still waiting for the lock, without holding the loop
+            holder.execute("ROLLBACK")
+            await writer
+    finally:
+        holder.close()
+        await database.close()

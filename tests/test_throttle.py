@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import anyio
 import coredis  # noqa: TID251 - the test reads Redis directly
@@ -16,7 +19,7 @@ from authgate.errors import TooManyRequestsError
 from authgate.http.app import build_app
 from authgate.runtime import build_services
 from authgate.storage import Database
-from authgate.throttle import Throttle
+from authgate.throttle import MemoryWindows, Throttle
 from tests.conftest import PASSWORD, FakeClock
 from tests.helpers import legacy, refresh, sign_in, sign_up, signed_in
 
@@ -348,3 +351,51 @@ async def test_an_unreachable_redis_gives_503_not_500(
     finally:
         await services.aclose()
     assert response.status_code == 503
+
+
+class _CountingExecutor(ThreadPoolExecutor):
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.submitted = 0
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        self.submitted += 1
+        return super().submit(*args, **kwargs)
+
+
+async def test_counting_in_memory_never_leaves_the_event_loop() -> None:
+    """No thread per hit: those took the GIL from the event loop under load."""
+    executor = _CountingExecutor()
+    asyncio.get_running_loop().set_default_executor(executor)
+    throttle = Throttle(
+        key=b"k" * 32,
+        sign_in_per_address="100/minute",
+        sign_in_failures_per_account_and_address="100/minute",
+        sign_in_failures_per_account="100/minute",
+        sign_up_per_address="100/minute",
+        refresh_per_address="100/minute",
+        known_address_seconds=60,
+    )
+    for _ in range(20):
+        await throttle.refresh_attempt("192.0.2.1")
+        await throttle.sign_in_failed("192.0.2.1", "alice")
+        await asyncio.sleep(0)
+    await throttle.sign_in_succeeded("192.0.2.1", "alice")
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert executor.submitted == 0
+
+
+async def test_a_memory_window_holds_its_limit_and_tells_its_start() -> None:
+    windows = MemoryWindows()
+    assert [await windows.acquire_entry("k", 3, 60) for _ in range(4)] == [True] * 3 + [False]
+    start, hits = await windows.get_moving_window("k", 3, 60)
+    assert hits == 3
+    assert await windows.acquire_entry("other", 3, 60)
+    await windows.clear("k")
+    assert (await windows.get_moving_window("k", 3, 60))[1] == 0
+    assert await windows.incr("n", 60) == 1
+    assert await windows.incr("n", 60) == 2
+    assert await windows.get("n") == 2
+    assert await windows.reset() == 2
+    assert start > 0

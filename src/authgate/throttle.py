@@ -23,12 +23,13 @@ import hmac
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import anyio
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MovingWindowSupport, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
@@ -84,7 +85,7 @@ class Throttle:
         self._refresh = _parse("refresh_per_address", refresh_per_address)
         self._known_seconds = known_address_seconds
         self._pool: Any = None
-        self._storage: Storage = MemoryStorage()
+        self._storage: Storage = MemoryWindows()
         self._timeout_seconds = timeout_seconds
         if redis_url:
             # Our own pool, so that close() can release its sockets. The client's timeouts
@@ -187,3 +188,92 @@ class Throttle:
         if self._pool is not None:
             self._pool.disconnect()
             await anyio.sleep(0)  # let the closed transports finish before the loop may end
+
+
+class MemoryWindows(Storage, MovingWindowSupport):
+    """This process's counters for ``limits``, in plain dicts on the event loop.
+
+    ``limits``' own async memory storage runs a background task that hops to a thread for
+    every key it expires, restarted after every hit, and prepends each hit to a list (a copy
+    of the whole window): under load the thread hops took the GIL from the event loop on
+    every request (docs/benchmarks.md, "Where the time goes"). Here a window is a deque of
+    hit times, oldest first, trimmed when its key is used; keys nobody used for longer than
+    their window are swept every ``_SWEEP_EVERY`` calls.
+    """
+
+    STORAGE_SCHEME = None
+    _SWEEP_EVERY = 4096
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._windows: dict[str, tuple[deque[float], int]] = {}  # key -> (hits, expiry)
+        self._counters: dict[str, tuple[int, float]] = {}  # key -> (count, expires at)
+        self._calls = 0
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return ValueError
+
+    def _tick(self, now: float) -> None:
+        self._calls += 1
+        if self._calls % self._SWEEP_EVERY:
+            return
+        for key, (hits, expiry) in list(self._windows.items()):
+            if not hits or hits[-1] <= now - expiry:
+                del self._windows[key]
+        for key, (_count, expires_at) in list(self._counters.items()):
+            if expires_at <= now:
+                del self._counters[key]
+
+    def _window(self, key: str, expiry: int, now: float) -> deque[float]:
+        hits = self._windows.get(key, (None, 0))[0]
+        if hits is None:
+            hits = deque()
+            self._windows[key] = (hits, expiry)
+        while hits and hits[0] <= now - expiry:
+            hits.popleft()
+        return hits
+
+    async def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        now = time.time()
+        self._tick(now)
+        hits = self._window(key, expiry, now)
+        if len(hits) + amount > limit:
+            return False
+        hits.extend([now] * amount)
+        return True
+
+    async def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
+        """The start of ``key``'s window (its oldest hit in it) and its hits."""
+        now = time.time()
+        hits = self._window(key, expiry, now) if key in self._windows else None
+        return (hits[0], len(hits)) if hits else (now, 0)
+
+    async def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        now = time.time()
+        self._tick(now)
+        count, expires_at = self._counters.get(key, (0, 0.0))
+        if expires_at <= now:
+            count, expires_at = 0, now + expiry
+        self._counters[key] = (count + amount, expires_at)
+        return count + amount
+
+    async def get(self, key: str) -> int:
+        count, expires_at = self._counters.get(key, (0, 0.0))
+        return count if expires_at > time.time() else 0
+
+    async def get_expiry(self, key: str) -> float:
+        return self._counters.get(key, (0, time.time()))[1]
+
+    async def clear(self, key: str) -> None:
+        self._windows.pop(key, None)
+        self._counters.pop(key, None)
+
+    async def reset(self) -> int | None:
+        removed = len(self._windows) + len(self._counters)
+        self._windows.clear()
+        self._counters.clear()
+        return removed
+
+    async def check(self) -> bool:
+        return True

@@ -8,6 +8,7 @@ import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from authgate.errors import ConfigurationError, DatabaseRefusedError, StorageUnavailableError
 from authgate.private_files import create_private_file, make_private_dir
+from authgate.storage import sqlite_driver
 from authgate.storage.refresh_tokens import RefreshTokens
 from authgate.storage.repositories import AuditLog, Sessions, SigningKeyRecords, Users
 
@@ -65,18 +67,24 @@ def create_engine(
     }
     kwargs: dict[str, Any] = {}
     if backend == "sqlite":
-        kwargs["connect_args"] = {"timeout": timeout_seconds}
-        if target.database and target.database != ":memory:":
+        database = target.database or ":memory:"
+        uri = bool(target.query.get("uri"))
+        # The filename as SQLAlchemy's dialect would open it (a URI keeps its query).
+        filename = target.get_dialect()().create_connect_args(target)[0][0]
+        kwargs["async_creator"] = partial(
+            sqlite_driver.connect, filename, busy_seconds=timeout_seconds, uri=uri
+        )
+        if database != ":memory:":
             kwargs.update(pooled)
-            if not target.query.get("uri"):  # a URI filename is SQLite's to open
-                _create_sqlite_file(Path(target.database), make_directory=make_directory)
+            if not uri:  # a URI filename is SQLite's to open
+                _create_sqlite_file(Path(database), make_directory=make_directory)
     else:
         kwargs.update(pooled, pool_recycle=1800)
         key = "timeout" if backend == "postgresql" else "connect_timeout"
         kwargs["connect_args"] = {key: timeout_seconds}
     engine = create_async_engine(target, **kwargs)
     if backend == "sqlite":
-        _tune_sqlite(engine, timeout_seconds)
+        _tune_sqlite(engine)
     if backend == "postgresql":
         _close_invalidated_at_once(engine)
     return engine
@@ -119,18 +127,20 @@ def _close_invalidated_at_once(engine: AsyncEngine) -> None:
         dbapi_connection.driver_connection.terminate()
 
 
-def _tune_sqlite(engine: AsyncEngine, timeout_seconds: int) -> None:
-    """WAL, foreign keys, and ``BEGIN IMMEDIATE`` so writers queue instead of failing."""
+def _tune_sqlite(engine: AsyncEngine) -> None:
+    """WAL, foreign keys, and ``BEGIN IMMEDIATE`` so writers queue instead of failing.
+
+    The connections come from ``sqlite_driver``: in autocommit mode (SQLAlchemy's "begin"
+    event, not the driver, starts transactions), without a busy handler (the driver waits
+    for another process's lock without blocking the event loop).
+    """
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" event, not the driver, start transactions.
-        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={timeout_seconds * 1000}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
