@@ -369,3 +369,27 @@ async def test_disabling_from_the_cli_or_the_admin_api_ends_sessions_alike(
         (None, alice, "cli"),
         (root, bob, "127.0.0.1"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/admin/users/{huge}"),
+        ("DELETE", "/api/admin/users/{huge}"),
+        ("POST", "/api/admin/users/{huge}/disable"),
+        ("POST", "/api/admin/users/{huge}/enable"),
+        ("GET", "/api/admin/users/{huge}/sessions"),
+        ("DELETE", "/api/admin/users/{huge}/sessions/x"),
+        ("DELETE", "/api/admin/users/{root}/sessions/{long}"),
+    ],
+)
+async def test_ids_no_column_can_hold_are_not_found(
+    client: httpx.AsyncClient, admin: dict[str, str], method: str, path: str
+) -> None:
+    """A user id past the 64-bit columns, or a session id longer than any we issue, names
+    nothing: 404, never a 500 from the database refusing the audit record or the lookup."""
+    root = await user_id(client, admin, "root")
+    url = path.format(huge="9" * 30, root=root, long="s" * 5000)
+    answer = await client.request(method, url, headers=admin)
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["code"] in ("not_found", "session_not_found", "user_not_found")

@@ -73,7 +73,7 @@ async def test_the_document_covers_every_route(client: httpx.AsyncClient, app: S
     routes = [route for route in app.routes if isinstance(route, Route)]
     assert [route.path for route in routes if not isinstance(route, ApiRoute)] == []
     served = {
-        (method.lower(), route.path.replace(":int", ""))
+        (method.lower(), route.path_format)
         for route in routes
         for method in route.methods or ()
         if method != "HEAD"

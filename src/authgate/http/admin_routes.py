@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import msgspec
+from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -189,7 +190,16 @@ def _admin_doc(
     )
 
 
-_USER = "/api/admin/users/{user_id:int}"
+class UserIdConvertor(IntegerConvertor):
+    """A user id as stored: at most 18 digits, below the 64-bit columns' limit. A longer
+    number names no user, so the path does not match (404) instead of reaching a database
+    that would refuse it as out of range (a 500)."""
+
+    regex = "[0-9]{1,18}"
+
+
+register_url_convertor("user_id", UserIdConvertor())
+_USER = "/api/admin/users/{user_id:user_id}"
 _LOCKOUT = (SelfLockoutError, LastAdminError)
 admin_routes: list[Route] = [
     ApiRoute(

@@ -9,7 +9,6 @@ cannot be missing from the document, nor an error from its route.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -257,7 +256,7 @@ def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
     )
     paths: dict[str, dict[str, Any]] = {}
     for route, method, doc in published:
-        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # {user_id:int} -> {user_id}
+        path = route.path_format  # {user_id:user_id} -> {user_id}
         paths.setdefault(path, {})[method] = _operation(route, method, doc)
     return {
         "openapi": "3.1.0",
