@@ -15,6 +15,7 @@ from pathlib import Path
 
 import gets
 import refresh
+import router
 import seed
 import sign_in
 from harness import Harness, all_clean, mib, rate_ratio
@@ -105,6 +106,8 @@ class Bench:
             sqlite = self._sqlite(None, bound)
         postgres = self._postgres(bound) if plan.postgres_url else None
         self._compare(sqlite, postgres)
+        if plan.runs("router"):
+            router.measure(self.harness)
         self._finish_targets()
         return self.report
 

@@ -13,7 +13,7 @@ GET_CONNECTIONS = 64
 SIGN_IN_CONNECTIONS = 32
 REFRESH_CONNECTIONS = 32
 #: The groups of scenarios ``--only`` can pick, in the order they run on each backend.
-SCENARIOS = ("gets", "sign-in", "probe", "sign-up", "refresh", "no-rotation", "stored")
+SCENARIOS = ("gets", "sign-in", "probe", "sign-up", "refresh", "no-rotation", "stored", "router")
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,9 @@ TARGETS = [
     "stored tokens / empty table (PostgreSQL)",
     "refresh, rotation off / rotation on (SQLite)",
     "refresh, rotation off / rotation on (PostgreSQL)",
+    "static-first router / Starlette router, CPU per request, GET /api/test/all",
+    "static-first router / Starlette router, CPU per request, GET /api/test/user",
+    "static-first router / Starlette router, CPU per request, GET /healthz",
 ]
 
 
@@ -110,7 +113,13 @@ def test_only_runs_the_chosen_scenarios(tmp_path: Path) -> None:
     )
     for label in ("sign-up, 32 connections, a new username each", "only: sign-up"):
         assert label in done.stdout, f"{label!r} missing from:\n{output}"
-    for label in ("baseline", "sign-in, 32 connections", "probe:", "refresh with rotation"):
+    for label in (
+        "baseline",
+        "sign-in, 32 connections",
+        "probe:",
+        "refresh with rotation",
+        "router",
+    ):
         assert label not in done.stdout, f"{label!r} ran:\n{output}"
 
 

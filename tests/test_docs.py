@@ -3,8 +3,12 @@ repository."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
 from pathlib import Path
+from types import ModuleType
+from typing import get_type_hints
 from urllib.parse import urlsplit
 
 import httpx
@@ -65,3 +69,66 @@ def test_the_docs_point_nowhere_outside_the_repository(doc: Path) -> None:
         assert "://" not in target, f"{doc.name}: {target}"
         assert (doc.parent / target.split("#")[0]).resolve().is_relative_to(ROOT), target
         assert (doc.parent / target.split("#")[0]).exists(), f"{doc.name}: {target}"
+
+
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+SOURCE = ROOT / "src" / "authgate"
+_FILE = re.compile(r"(?<![\w/.-])([\w/]+\.py)\b")
+#: `module.name`, `http/app.name`, `Class.member`: dotted names in backticks.
+_DOTTED = re.compile(r"`(?:[\w./ ]*[ (])?([\w/]+(?:\.\w+)+)(?:\([^`]*\))?`")
+
+
+def _modules() -> dict[str, list[ModuleType]]:
+    """authgate's modules, by their short names: `tokens`, `http/app`, `app`..."""
+    found: dict[str, list[ModuleType]] = {}
+    for path in SOURCE.rglob("*.py"):
+        if "migrations" in path.parts:
+            continue
+        relative = path.relative_to(SOURCE).with_suffix("")
+        module = importlib.import_module(".".join(("authgate", *relative.parts)))
+        for name in {relative.as_posix(), relative.name}:
+            found.setdefault(name, []).append(module)
+    return found
+
+
+def _has(owner: object, names: list[str]) -> bool:
+    for name in names:
+        if name in getattr(owner, "__dataclass_fields__", {}) and not hasattr(owner, name):
+            owner = get_type_hints(owner)[name]  # a field without a default: its type
+            continue
+        if not hasattr(owner, name):
+            # An attribute set in __init__ (``self.issue = ...``) is the last name checked.
+            last = name == names[-1]
+            return last and isinstance(owner, type) and f"self.{name} =" in inspect.getsource(owner)
+        owner = getattr(owner, name)
+    return True
+
+
+def test_every_file_and_name_the_architecture_page_gives_exists() -> None:
+    """docs/architecture.md names modules (`storage/fast_refresh.py`), functions
+    (`runtime.build_services`) and members (`Database.fetch_on_driver`): each must exist.
+    A dotted name whose first part is neither a module nor a class of authgate's is not
+    checked (`secrets.token_hex`)."""
+    text = ARCHITECTURE.read_text()
+    files = [p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*.py") if ".venv" not in p.parts]
+    for name in _FILE.findall(text):
+        assert any(f == name or f.endswith("/" + name) for f in files), f"no file {name}"
+    modules = _modules()
+    classes = {
+        name: [value]
+        for found in modules.values()
+        for module in found
+        for name, value in vars(module).items()
+        if isinstance(value, type) and value.__module__.startswith("authgate")
+    }
+    checked = 0
+    for dotted in _DOTTED.findall(text):
+        if dotted.endswith(".py") or dotted.startswith("src/"):
+            continue
+        first, *rest = dotted.split(".")
+        owners = modules.get(first) or classes.get(first)
+        if owners is None:
+            continue
+        assert any(_has(owner, rest) for owner in owners), f"no {dotted}"
+        checked += 1
+    assert checked > 20  # the pattern still finds the names
