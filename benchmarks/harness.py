@@ -77,8 +77,13 @@ def median_run(runs: list[Result]) -> Result:
 
 
 def rate_ratio(numerator: Result | None, denominator: Result | None) -> float | None:
-    if numerator is None or denominator is None or not denominator.rate:
+    """None when either side did not run; 0 when the denominator ran and completed nothing
+    (a target then reads "NOT met" rather than "not run": the quick bench on a busy machine
+    can finish no sign-up within its second)."""
+    if numerator is None or denominator is None:
         return None
+    if not denominator.rate:
+        return 0.0
     return numerator.rate / denominator.rate
 
 
