@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from load import Result
+from plan import SIGN_IN_BOUND
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class MemoryRow:
 
 @dataclass(frozen=True)
 class SignInFigure:
-    """Sign-in throughput against its bound (workers / argon2 verify time)."""
+    """Sign-in throughput against its bound (``plan.sign_in_bound``)."""
 
     backend: str
     rate: float
@@ -168,6 +169,6 @@ def render_sign_ins(reports: Sequence[Report], *, markdown: bool) -> str:
     if not rows:
         return ""
     header = ["workers", "database", "sign-ins/s", "bound", "x bound", "x one worker"]
-    title = "Sign-in by worker count (bound: workers / argon2 verify time)"
+    title = f"Sign-in by worker count (bound: {SIGN_IN_BOUND})"
     table = _markdown_table if markdown else _text_table
     return (f"### {title}" if markdown else f"== {title} ==") + "\n\n" + table(header, rows) + "\n"

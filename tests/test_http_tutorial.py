@@ -53,6 +53,18 @@ async def test_a_taken_username_or_email_is_refused_with_the_tutorials_message(
     }
 
 
+async def test_a_username_and_an_email_taken_by_two_users_refuse_the_username_first(
+    client: httpx.AsyncClient,
+) -> None:
+    """The tutorial checks the username before the email; one query answers both here."""
+    await sign_up(client, "alice")
+    await sign_up(client, "carol")
+    body = {"username": "Alice", "email": "carol@example.com", "password": PASSWORD}
+    response = await client.post("/api/auth/signup", json=body)
+    assert response.status_code == 400
+    assert response.json()["code"] == "username_taken"
+
+
 async def test_ten_concurrent_sign_ups_with_one_username_create_exactly_one_user(
     client: httpx.AsyncClient,
 ) -> None:

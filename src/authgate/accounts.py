@@ -13,11 +13,9 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from authgate.errors import (
-    EmailTakenError,
     LastAdminError,
     ReauthenticationRequiredError,
     SessionNotFoundError,
-    UsernameTakenError,
     UserNotFoundError,
 )
 from authgate.models import AccessClaims, Clock, NewUser, Role, SessionInfo, User
@@ -137,10 +135,7 @@ class Accounts:
         name_key, address_key = username_key(name), email_key(address)
         # Cheap checks first, so a duplicate costs no hash; the unique indexes decide races.
         async with self._database.transaction(read_only=True) as tx:
-            if await tx.users.username_key_exists(name_key):
-                raise UsernameTakenError()
-            if await tx.users.email_key_exists(address_key):
-                raise EmailTakenError()
+            await tx.users.check_free(username_key=name_key, email_key=address_key)
         password_hash = await self._hasher.hash(secret)
         async with self._database.transaction() as tx:
             user_id = await tx.users.insert(

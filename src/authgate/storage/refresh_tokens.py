@@ -143,6 +143,9 @@ class RefreshTokens:
     def __init__(self, connection: AsyncConnection) -> None:
         self._c = connection
 
+    #: Values go in as parameters: the statement and its cache key are made once, not per call.
+    _INSERT = refresh_tokens.insert()
+
     async def insert(
         self,
         token_hash: str,
@@ -154,14 +157,15 @@ class RefreshTokens:
         sealed_token: str | None = None,
     ) -> None:
         await self._c.execute(
-            refresh_tokens.insert().values(
-                token_hash=token_hash,
-                session_id=session_id,
-                parent_id=parent_id,
-                created_at=now,
-                expires_at=expires_at,
-                sealed_token=sealed_token,
-            )
+            self._INSERT,
+            {
+                "token_hash": token_hash,
+                "session_id": session_id,
+                "parent_id": parent_id,
+                "created_at": now,
+                "expires_at": expires_at,
+                "sealed_token": sealed_token,
+            },
         )
 
     async def sealed_successor(self, parent_id: int, *, created_since: int, now: int) -> str | None:

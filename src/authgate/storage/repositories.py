@@ -73,6 +73,31 @@ TOUCH_SESSION = (
     .where(sessions.c.id == sa.bindparam("session_id"))
     .values(last_used_at=sa.bindparam("now"))
 )
+# ... and of sign-up and sign-in, for the same reason. An INSERT given its values as
+# parameters compiles once per set of keys and is then found in the statement cache; one built
+# with ``.values(...)`` is a new statement whose cache key is generated on every call.
+_USERS_SELECT = sa.select(*USER_COLUMNS).select_from(users.outerjoin(user_roles))
+USER_BY_USERNAME_KEY = _USERS_SELECT.where(
+    users.c.username_key == sa.bindparam("username_key")
+).order_by(users.c.id)
+#: Who holds a username key or an email key, if anyone: one lookup for both (two unique indexes).
+HOLDERS_OF_KEYS = (
+    sa.select(users.c.username_key)
+    .where(
+        sa.or_(
+            users.c.username_key == sa.bindparam("username_key"),
+            users.c.email_key == sa.bindparam("email_key"),
+        )
+    )
+    .limit(2)
+)
+USERNAME_KEY_EXISTS = sa.select(users.c.id).where(
+    users.c.username_key == sa.bindparam("username_key")
+)
+EMAIL_KEY_EXISTS = sa.select(users.c.id).where(users.c.email_key == sa.bindparam("email_key"))
+INSERT_USER = users.insert()
+INSERT_USER_ROLE = user_roles.insert()
+INSERT_SESSION = sessions.insert()
 
 
 class Users:
@@ -80,12 +105,10 @@ class Users:
         self._c = connection
 
     def _select(self) -> sa.Select[tuple[int, str, str, str, bool, int | None]]:
-        return (
-            sa.select(*USER_COLUMNS).select_from(users.outerjoin(user_roles)).order_by(users.c.id)
-        )
+        return _USERS_SELECT.order_by(users.c.id)
 
     async def get_by_username_key(self, key: str) -> User | None:
-        rows = (await self._c.execute(self._select().where(users.c.username_key == key))).all()
+        rows = (await self._c.execute(USER_BY_USERNAME_KEY, {"username_key": key})).all()
         found = _users_from_rows(rows)
         return found[0] if found else None
 
@@ -98,26 +121,41 @@ class Users:
         return _users_from_rows((await self._c.execute(self._select())).all())
 
     async def username_key_exists(self, key: str) -> bool:
-        query = sa.select(users.c.id).where(users.c.username_key == key)
-        return (await self._c.execute(query)).first() is not None
+        found = await self._c.execute(USERNAME_KEY_EXISTS, {"username_key": key})
+        return found.first() is not None
 
     async def email_key_exists(self, key: str) -> bool:
-        query = sa.select(users.c.id).where(users.c.email_key == key)
-        return (await self._c.execute(query)).first() is not None
+        found = await self._c.execute(EMAIL_KEY_EXISTS, {"email_key": key})
+        return found.first() is not None
+
+    async def check_free(self, *, username_key: str, email_key: str) -> None:
+        """UsernameTakenError if the username key is held, else EmailTakenError if the
+        email key is: one query for both."""
+        held = (
+            await self._c.execute(
+                HOLDERS_OF_KEYS, {"username_key": username_key, "email_key": email_key}
+            )
+        ).scalars()
+        found = list(held)
+        if username_key in found:
+            raise UsernameTakenError()
+        if found:
+            raise EmailTakenError()
 
     async def insert(self, new: NewUser, *, username_key: str, email_key: str, now: int) -> int:
         """Insert the user and their roles; a clash becomes Username/EmailTakenError."""
         try:
             async with self._c.begin_nested():
                 result = await self._c.execute(
-                    users.insert().values(
-                        username=new.username,
-                        username_key=username_key,
-                        email=new.email,
-                        email_key=email_key,
-                        password_hash=new.password_hash,
-                        created_at=now,
-                    )
+                    INSERT_USER,
+                    {
+                        "username": new.username,
+                        "username_key": username_key,
+                        "email": new.email,
+                        "email_key": email_key,
+                        "password_hash": new.password_hash,
+                        "created_at": now,
+                    },
                 )
         except sa.exc.IntegrityError:
             if await self.username_key_exists(username_key):
@@ -125,7 +163,8 @@ class Users:
             raise EmailTakenError() from None
         (inserted,) = result.inserted_primary_key or (0,)
         user_id = int(inserted)
-        await self.set_roles(user_id, new.roles)
+        for role in sorted(set(new.roles)):  # a new user has no roles to replace
+            await self._c.execute(INSERT_USER_ROLE, {"user_id": user_id, "role_id": ROLE_IDS[role]})
         return user_id
 
     async def set_roles(self, user_id: int, new_roles: Iterable[Role]) -> None:
@@ -219,15 +258,16 @@ class Sessions:
         user_agent: str | None = None,
     ) -> None:
         await self._c.execute(
-            sessions.insert().values(
-                id=session_id,
-                user_id=user_id,
-                created_at=now,
-                expires_at=expires_at,
-                last_used_at=now,
-                client_address=(client_address or None) and client_address[:64],
-                user_agent=(user_agent or None) and user_agent[:256],
-            )
+            INSERT_SESSION,
+            {
+                "id": session_id,
+                "user_id": user_id,
+                "created_at": now,
+                "expires_at": expires_at,
+                "last_used_at": now,
+                "client_address": (client_address or None) and client_address[:64],
+                "user_agent": (user_agent or None) and user_agent[:256],
+            },
         )
 
     async def count_live(self, *, now: int) -> int:
