@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Mapping
+import sqlite3
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -127,6 +128,9 @@ def _close_invalidated_at_once(engine: AsyncEngine) -> None:
         dbapi_connection.driver_connection.terminate()
 
 
+_SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON")
+
+
 def _tune_sqlite(engine: AsyncEngine) -> None:
     """WAL, foreign keys, and ``BEGIN IMMEDIATE`` so writers queue instead of failing.
 
@@ -138,9 +142,8 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(pragma)
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -236,13 +239,25 @@ def _reason(error: BaseException) -> str:
 
 @dataclass(frozen=True)
 class DriverStatement:
-    """A statement compiled once for the driver: its SQL and the order of its parameters."""
+    """A statement compiled once for the driver: its SQL and the order of its parameters
+    (with the value of each fixed in the statement, such as a constant of the rule)."""
 
     sql: str
     names: tuple[str, ...]
+    fixed: Mapping[str, object]
+
+    @classmethod
+    def compiled(cls, compiled: sa.engine.Compiled) -> DriverStatement:
+        names = tuple(getattr(compiled, "positiontup", None) or ())
+        binds = getattr(compiled, "binds", {})
+        fixed = {name: binds[name].value for name in names if not binds[name].required}
+        return cls(str(compiled), names, fixed)
 
     def arguments(self, params: Mapping[str, object]) -> list[object]:
-        return [params[name] for name in self.names]
+        fixed = self.fixed
+        if not fixed:
+            return [params[name] for name in self.names]
+        return [fixed[name] if name in fixed else params[name] for name in self.names]
 
 
 @dataclass(frozen=True)
@@ -272,6 +287,10 @@ class Database:
         # SQLite has one writer: queue this process's writers here, where waiting is cheap,
         # instead of in SQLite's busy loop (which sleeps between retries and times out).
         self._writers = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        # The fast paths' own SQLite connection (``sqlite_writing``), opened at first use;
+        # only for a file (a second connection to ``:memory:`` would be another database).
+        self._own_sqlite: sqlite_driver.Connection | None = None
+        self._own_sqlite_file = _sqlite_file(engine)
 
     @classmethod
     def connect(
@@ -346,8 +365,7 @@ class Database:
         PostgreSQL (asyncpg), the one driver it runs on."""
         if self.backend != "postgresql":
             return None
-        compiled = statement.compile(dialect=self.engine.dialect)
-        return DriverStatement(str(compiled), tuple(compiled.positiontup or ()))
+        return DriverStatement.compiled(statement.compile(dialect=self.engine.dialect))
 
     async def fetch_on_driver(
         self, statement: DriverStatement, params: Mapping[str, object]
@@ -374,9 +392,65 @@ class Database:
             pooled.close()
             return rows
 
+    def on_sqlite(
+        self, statement: sa.Select[Any] | sa.UpdateBase, column_keys: Sequence[str] | None = None
+    ) -> DriverStatement | None:
+        """``statement`` compiled once for ``sqlite_writing`` (positional parameters; an
+        INSERT's values are ``column_keys``); None unless the database is a SQLite file."""
+        if self._own_sqlite_file is None:
+            return None
+        return DriverStatement.compiled(
+            statement.compile(dialect=self.engine.dialect, column_keys=column_keys)
+        )
+
+    @asynccontextmanager
+    async def sqlite_writing(self) -> AsyncIterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``) on this process's own
+        ``sqlite3`` connection, for statements compiled by ``on_sqlite``: no pool checkout
+        and none of SQLAlchemy's work per statement (docs/benchmarks.md). Queued with the
+        other writers and bounded like ``transaction``; rolled back on any exception; a
+        database locked past the deadline or failing becomes StorageUnavailableError."""
+        assert self._writers is not None  # noqa: S101 - on_sqlite gave the caller statements
+        async with self.bounded(), self._writers:
+            own = self._own_sqlite or self._open_own_sqlite()
+            sqlite = own.sqlite
+            try:
+                await own.retrying(sqlite.execute, "BEGIN IMMEDIATE")
+                try:
+                    yield sqlite
+                    await own.retrying(sqlite.commit)
+                finally:
+                    if sqlite.in_transaction:  # an exception, or cancelled while busy
+                        sqlite.rollback()
+            except sqlite3.OperationalError as error:
+                raise _translated(error, self.engine.url) from error
+
+    def _open_own_sqlite(self) -> sqlite_driver.Connection:
+        assert self._own_sqlite_file is not None  # noqa: S101 - on_sqlite checked
+        filename, uri = self._own_sqlite_file
+        own = sqlite_driver.open_connection(filename, busy_seconds=self.timeout_seconds, uri=uri)
+        own.sqlite.row_factory = sqlite3.Row
+        for pragma in _SQLITE_PRAGMAS:
+            own.sqlite.execute(pragma)
+        self._own_sqlite = own
+        return own
+
     async def ping(self) -> None:
         async with self.transaction(read_only=True) as tx:
             await tx.connection.execute(sa.text("SELECT 1"))
 
     async def close(self) -> None:
+        if self._own_sqlite is not None:
+            self._own_sqlite.stop()
+            self._own_sqlite = None
         await self.engine.dispose()
+
+
+def _sqlite_file(engine: AsyncEngine) -> tuple[str, bool] | None:
+    """The filename SQLAlchemy's dialect opens for a SQLite file, and whether it is a URI;
+    None for any other database, and for ``:memory:``."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or (url.database or ":memory:") == ":memory:":
+        return None
+    filename: str = engine.dialect.create_connect_args(url)[0][0]
+    return filename, bool(url.query.get("uri"))
