@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 import socket
 import sqlite3
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import sqlalchemy as sa
@@ -24,6 +24,8 @@ from authgate.private_files import create_private_file, make_private_dir
 from authgate.storage import sqlite_driver
 from authgate.storage.refresh_tokens import RefreshTokens
 from authgate.storage.repositories import AuditLog, Sessions, SigningKeyRecords, Users
+
+T = TypeVar("T")
 
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -291,6 +293,10 @@ class Database:
         # only for a file (a second connection to ``:memory:`` would be another database).
         self._own_sqlite: sqlite_driver.Connection | None = None
         self._own_sqlite_file = _sqlite_file(engine)
+        self._batch: (
+            list[tuple[Callable[[sqlite3.Connection], Awaitable[Any]], asyncio.Future[Any]]] | None
+        ) = None
+        self._flushes: set[asyncio.Future[None]] = set()
 
     @classmethod
     def connect(
@@ -395,7 +401,7 @@ class Database:
     def on_sqlite(
         self, statement: sa.Select[Any] | sa.UpdateBase, column_keys: Sequence[str] | None = None
     ) -> DriverStatement | None:
-        """``statement`` compiled once for ``sqlite_writing`` (positional parameters; an
+        """``statement`` compiled once for ``in_sqlite_batch`` (positional parameters; an
         INSERT's values are ``column_keys``); None unless the database is a SQLite file."""
         if self._own_sqlite_file is None:
             return None
@@ -403,27 +409,77 @@ class Database:
             statement.compile(dialect=self.engine.dialect, column_keys=column_keys)
         )
 
-    @asynccontextmanager
-    async def sqlite_writing(self) -> AsyncIterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``) on this process's own
-        ``sqlite3`` connection, for statements compiled by ``on_sqlite``: no pool checkout
-        and none of SQLAlchemy's work per statement (docs/benchmarks.md). Queued with the
-        other writers and bounded like ``transaction``; rolled back on any exception; a
-        database locked past the deadline or failing becomes StorageUnavailableError."""
+    async def in_sqlite_batch(self, work: Callable[[sqlite3.Connection], Awaitable[T]]) -> T:
+        """``work``'s result, run on this process's own ``sqlite3`` connection with the
+        statements ``on_sqlite`` compiled: no pool checkout and none of SQLAlchemy's work
+        per statement (docs/benchmarks.md).
+
+        Group commit: the works queued in the same turn of the event loop (and while their
+        batch waits for the writers' lock) share one ``BEGIN IMMEDIATE`` ... ``COMMIT``,
+        each inside a savepoint of its own, so one that fails is rolled back alone and
+        fails alone. ``work`` must not wait for anything else (it holds the lock). The wait
+        is bounded like ``transaction``; a work whose caller gave up before its batch began
+        is skipped. A database locked past the deadline, or failing, is
+        StorageUnavailableError for the whole batch.
+        """
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._batch is None:
+            self._batch = []
+            flush = asyncio.ensure_future(self._flush_batch())
+            self._flushes.add(flush)
+            flush.add_done_callback(self._flushes.discard)
+        self._batch.append((work, future))
+        async with self.bounded():
+            result: T = await future
+            return result
+
+    async def _flush_batch(self) -> None:
         assert self._writers is not None  # noqa: S101 - on_sqlite gave the caller statements
-        async with self.bounded(), self._writers:
+        async with self._writers:
+            batch, self._batch = self._batch or [], None
+            batch = [(work, future) for work, future in batch if not future.done()]
+            if not batch:
+                return
             own = self._own_sqlite or self._open_own_sqlite()
             sqlite = own.sqlite
+            done: list[tuple[asyncio.Future[Any], object, BaseException | None]] = []
             try:
-                await own.retrying(sqlite.execute, "BEGIN IMMEDIATE")
-                try:
-                    yield sqlite
+                with anyio.fail_after(self.timeout_seconds):
+                    await own.retrying(sqlite.execute, "BEGIN IMMEDIATE")
+                for work, future in batch:
+                    sqlite.execute("SAVEPOINT work")
+                    try:
+                        done.append((future, await work(sqlite), None))
+                    except Exception as failed:  # this work's failure only
+                        sqlite.execute("ROLLBACK TO work")
+                        done.append((future, None, self._unavailable(failed)))
+                    sqlite.execute("RELEASE work")
+                with anyio.fail_after(self.timeout_seconds):
                     await own.retrying(sqlite.commit)
-                finally:
-                    if sqlite.in_transaction:  # an exception, or cancelled while busy
-                        sqlite.rollback()
-            except sqlite3.OperationalError as error:
-                raise _translated(error, self.engine.url) from error
+            except (sqlite3.OperationalError, TimeoutError) as refused:
+                failure = self._unavailable(refused)
+                done = [(future, None, failure) for _work, future in batch]
+            finally:
+                if sqlite.in_transaction:  # failed, or cancelled while busy
+                    sqlite.rollback()
+        for future, result, error in done:
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+
+    def _unavailable(self, error: BaseException) -> BaseException:
+        """StorageUnavailableError for what ``unavailable_as_error`` would translate."""
+        if isinstance(error, sqlite3.OperationalError):
+            return _translated(error, self.engine.url)
+        if isinstance(error, TimeoutError):
+            return StorageUnavailableError(
+                f"cannot use the database {shown_url(self.engine.url)}: "
+                f"no answer within {self.timeout_seconds:g} s"
+            )
+        return error
 
     def _open_own_sqlite(self) -> sqlite_driver.Connection:
         assert self._own_sqlite_file is not None  # noqa: S101 - on_sqlite checked

@@ -7,8 +7,9 @@ returns None, and the caller classifies the token in full on the detailed path. 
 work per statement cost more than the database's (docs/benchmarks.md), so the statements
 below are compiled once and run on the driver: PostgreSQL does each case in one statement
 straight on asyncpg outside a transaction; SQLite in a few statements on its own ``sqlite3``
-connection in one write transaction (``Database.sqlite_writing``); MariaDB runs the same
-few statements through SQLAlchemy in one transaction.
+connection, the refreshes of one turn of the event loop sharing a write transaction
+(``Database.in_sqlite_batch``); MariaDB runs the same few statements through SQLAlchemy in
+one transaction.
 """
 
 from __future__ import annotations
@@ -208,8 +209,10 @@ class FastRefresh:
             rows = await self._database.fetch_on_driver(self._rotate, params)
             return live_record(rows, used_at=now) if rows else None
         if self._sqlite is not None:
-            async with self._database.sqlite_writing() as connection:
-                return await _rotate_in_steps(_OnSqlite(self._sqlite, connection), params)
+            compiled = self._sqlite
+            return await self._database.in_sqlite_batch(
+                lambda connection: _rotate_in_steps(_OnSqlite(compiled, connection), params)
+            )
         async with self._database.transaction() as tx:
             return await _rotate_in_steps(_InTransaction(tx), params)
 
@@ -223,8 +226,10 @@ class FastRefresh:
             rows = await self._database.fetch_on_driver(self._extend, params)
             return live_record(rows, used_at=None) if rows else None
         if self._sqlite is not None:
-            async with self._database.sqlite_writing() as connection:
-                return await _extend_in_steps(_OnSqlite(self._sqlite, connection), params)
+            compiled = self._sqlite
+            return await self._database.in_sqlite_batch(
+                lambda connection: _extend_in_steps(_OnSqlite(compiled, connection), params)
+            )
         async with self._database.transaction() as tx:
             return await _extend_in_steps(_InTransaction(tx), params)
 

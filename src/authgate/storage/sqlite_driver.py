@@ -142,7 +142,7 @@ class Connection:
 
 def open_connection(database: str, *, busy_seconds: float, uri: bool = False) -> Connection:
     """A connection whose busy handler is off (``retrying`` waits instead), in autocommit
-    mode: its user (SQLAlchemy's "begin" event, or ``Database.sqlite_writing``) starts
+    mode: its user (SQLAlchemy's "begin" event, or ``Database.in_sqlite_batch``) starts
     each transaction itself."""
     sqlite = sqlite3.connect(
         database, timeout=0, isolation_level=None, check_same_thread=False, uri=uri
