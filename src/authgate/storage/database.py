@@ -433,6 +433,20 @@ class Database:
             result: T = await future
             return result
 
+    def read_on_sqlite(
+        self, statement: DriverStatement, params: Mapping[str, object]
+    ) -> list[Any] | None:
+        """The rows of a read on this process's own ``sqlite3`` connection, at once (a WAL
+        reader takes no lock, so nothing to bound); None when it cannot answer now (a batch
+        holds the connection in a transaction, or the file is busy): use ``in_sqlite_batch``."""
+        own = self._own_sqlite or self._open_own_sqlite()
+        if own.sqlite.in_transaction:
+            return None
+        try:
+            return own.sqlite.execute(statement.sql, statement.arguments(params)).fetchall()
+        except sqlite3.OperationalError:
+            return None
+
     async def _flush_batch(self) -> None:
         assert self._writers is not None  # noqa: S101 - on_sqlite gave the caller statements
         async with self._writers:

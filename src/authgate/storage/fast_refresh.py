@@ -226,6 +226,11 @@ class FastRefresh:
             rows = await self._database.fetch_on_driver(self._extend, params)
             return live_record(rows, used_at=None) if rows else None
         if self._sqlite is not None:
+            # Usually nothing is due within the resolution: a read, outside any write
+            # transaction and without waiting for the writers (WAL readers never do).
+            found = self._database.read_on_sqlite(self._sqlite["find"], params)
+            if found is not None and (not found or not _extension_due(found, params)):
+                return live_record(found, used_at=None) if found else None
             compiled = self._sqlite
             return await self._database.in_sqlite_batch(
                 lambda connection: _extend_in_steps(_OnSqlite(compiled, connection), params)
@@ -275,6 +280,13 @@ async def _extend_in_steps(
     if _last_use_due(rows, now):
         await steps.count("touch", {"touched_session": record.session_id, "now": now})
     return user, record
+
+
+def _extension_due(rows: Rows, params: Mapping[str, Any]) -> bool:
+    """Whether extending the token found in ``rows`` writes anything."""
+    row = rows[0]
+    expires_at = capped(params["idle_until"], row["session_expires_at"], earlier)
+    return bool(expiry_moves(row["expires_at"], expires_at)) or _last_use_due(rows, params["now"])
 
 
 def _last_use_due(rows: Rows, now: int) -> bool:
