@@ -439,10 +439,10 @@ class Database:
         """The rows of a read on this process's own ``sqlite3`` connection, at once (a WAL
         reader takes no lock, so nothing to bound); None when it cannot answer now (a batch
         holds the connection in a transaction, or the file is busy): use ``in_sqlite_batch``."""
-        own = self._own_sqlite or self._open_own_sqlite()
-        if own.sqlite.in_transaction:
-            return None
         try:
+            own = self._own_sqlite or self._open_own_sqlite()
+            if own.sqlite.in_transaction:
+                return None
             return own.sqlite.execute(statement.sql, statement.arguments(params)).fetchall()
         except sqlite3.OperationalError:
             return None
@@ -454,7 +454,13 @@ class Database:
             batch = [(work, future) for work, future in batch if not future.done()]
             if not batch:
                 return
-            own = self._own_sqlite or self._open_own_sqlite()
+            try:
+                own = self._own_sqlite or self._open_own_sqlite()
+            except sqlite3.OperationalError as refused:
+                for _work, future in batch:
+                    if not future.done():
+                        future.set_exception(self._unavailable(refused))
+                return
             sqlite = own.sqlite
             done: list[tuple[asyncio.Future[Any], object, BaseException | None]] = []
             try:
@@ -500,8 +506,12 @@ class Database:
         filename, uri = self._own_sqlite_file
         own = sqlite_driver.open_connection(filename, busy_seconds=self.timeout_seconds, uri=uri)
         own.sqlite.row_factory = sqlite3.Row
-        for pragma in _SQLITE_PRAGMAS:
-            own.sqlite.execute(pragma)
+        try:
+            for pragma in _SQLITE_PRAGMAS:
+                own.sqlite.execute(pragma)
+        except sqlite3.OperationalError:
+            own.stop()  # the next use tries again
+            raise
         self._own_sqlite = own
         return own
 
