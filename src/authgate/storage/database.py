@@ -289,7 +289,7 @@ class Database:
         # SQLite has one writer: queue this process's writers here, where waiting is cheap,
         # instead of in SQLite's busy loop (which sleeps between retries and times out).
         self._writers = asyncio.Lock() if engine.dialect.name == "sqlite" else None
-        # The fast paths' own SQLite connection (``sqlite_writing``), opened at first use;
+        # The fast paths' own SQLite connection (``in_sqlite_batch``), opened at first use;
         # only for a file (a second connection to ``:memory:`` would be another database).
         self._own_sqlite: sqlite_driver.Connection | None = None
         self._own_sqlite_file = _sqlite_file(engine)
