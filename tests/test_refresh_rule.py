@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
 from typing import Any
 
 import pytest
@@ -29,7 +30,14 @@ from authgate.errors import (
 )
 from authgate.models import NewUser, Role
 from authgate.refresh import digest
-from authgate.refresh_rule import LIVENESS, Check, RefreshPolicy, Verdict, classify
+from authgate.refresh_rule import (
+    LIVENESS,
+    RESOLUTION_SECONDS,
+    Check,
+    RefreshPolicy,
+    Verdict,
+    classify,
+)
 from authgate.runtime import build_services
 from authgate.services import Services
 from authgate.storage import Database
@@ -86,8 +94,12 @@ class Case:
     error: type[AuthError] | None
     effect: Effect
     revoked: bool = False  # the session, afterwards
-    #: The renewed token's expiry.
+    #: The renewed token's expiry: the successor's (rotation), the token's own (rotation off,
+    #: when ``kept_expiry`` does not say otherwise).
     expires_at: Callable[[World], int] = lambda w: w.now + IDLE
+    kept_expiry: Callable[[World], int] | None = None
+    #: The session's last use afterwards, when the refresh succeeds.
+    last_used_at: Callable[[World], int] = lambda w: w.now
     rotation: tuple[bool, ...] = (True, False)
     #: The answer carries a token already issued: the grace window's repeat.
     repeated: bool = False
@@ -133,6 +145,15 @@ async def session_aged_by_hand(w: World) -> str:
     token = await w.sign_in()
     w.clock.advance(60)
     await w.execute(f"UPDATE sessions SET expires_at = {w.now}")  # noqa: S608 - our int
+    return token
+
+
+async def refreshed_seconds_before(seconds: int, w: World) -> str:
+    """Refreshed an hour after sign-in, then presented again (its successor, with rotation)
+    ``seconds`` later: the token re-sent by many clients, or refreshed in quick succession."""
+    token = await live(w)
+    token = (await w.services.refreshes.refresh(token)).refresh_token
+    w.clock.advance(seconds)
     return token
 
 
@@ -184,6 +205,22 @@ def _session_end(w: World) -> int:
 
 CASES = [
     Case("live", live, Verdict.LIVE, None, Effect.RENEWED),
+    Case(
+        "live, refreshed within the resolution: its times are not written again",
+        partial(refreshed_seconds_before, RESOLUTION_SECONDS - 1),
+        Verdict.LIVE,
+        None,
+        Effect.RENEWED,
+        kept_expiry=lambda w: w.now - (RESOLUTION_SECONDS - 1) + IDLE,
+        last_used_at=lambda w: w.now - (RESOLUTION_SECONDS - 1),
+    ),
+    Case(
+        "live, refreshed the resolution before: its times are written",
+        partial(refreshed_seconds_before, RESOLUTION_SECONDS),
+        Verdict.LIVE,
+        None,
+        Effect.RENEWED,
+    ),
     Case("unknown", unknown, Verdict.UNKNOWN, InvalidRefreshTokenError, Effect.NOTHING),
     Case(
         "expired by idleness",
@@ -231,6 +268,7 @@ CASES = [
         Effect.NOTHING,
         rotation=(True,),
         repeated=True,
+        last_used_at=lambda w: w.now - 3,
     ),
     Case(
         "session revoked",
@@ -349,12 +387,12 @@ async def test_the_refresh_rule(
                 expected[presented] = (True, before[presented][1])
                 expected[digest(pair.refresh_token)] = (False, case.expires_at(w))
             else:
-                expected[presented] = (False, case.expires_at(w))
+                expected[presented] = (False, (case.kept_expiry or case.expires_at)(w))
         assert await tokens(database) == expected
 
         state = await session_state(database)
         if case.error is None:
-            assert state == (False, w.now)
+            assert state == (False, case.last_used_at(w))
             assert services.auth.authenticate(pair.access_token).roles == {Role.USER}
             if case.repeated:
                 assert pair.refresh_token == w.successor

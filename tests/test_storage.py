@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -187,4 +188,41 @@ async def test_a_writer_waiting_for_sqlites_lock_leaves_the_event_loop_free(tmp_
             await writer
     finally:
         holder.close()
+        await database.close()
+
+
+async def test_refreshes_batched_on_sqlite_fail_alone(tmp_path: Path) -> None:
+    """SQLite's fast path commits the works queued in one turn of the loop together
+    (``Database.in_sqlite_batch``): one that fails is rolled back alone, the others commit."""
+    path = tmp_path / "batch.db"
+    await migrate(f"sqlite:///{path}")
+    database = Database.connect(f"sqlite:///{path}")
+
+    def writing(name: str, *, fails: bool) -> Callable[[sqlite3.Connection], Awaitable[str]]:
+        async def work(connection: sqlite3.Connection) -> str:
+            connection.execute(
+                "INSERT INTO users (username, username_key, email, email_key, password_hash,"
+                " enabled, created_at) VALUES (?, ?, ?, ?, '!', 1, 0)",
+                (name, name, f"{name}@example.com", f"{name}@example.com"),
+            )
+            if fails:
+                raise LookupError(name)
+            return name
+
+        return work
+
+    try:
+        answers = await asyncio.gather(
+            *(
+                database.in_sqlite_batch(writing(name, fails=name == "b"))
+                for name in ("a", "b", "c")
+            ),
+            return_exceptions=True,
+        )
+        assert answers[0::2] == ["a", "c"]
+        assert isinstance(answers[1], LookupError)
+        async with database.transaction(read_only=True) as tx:
+            names = await tx.connection.scalars(sa.text("SELECT username FROM users"))
+            assert sorted(names) == ["a", "c"]
+    finally:
         await database.close()

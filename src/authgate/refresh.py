@@ -17,7 +17,13 @@ from authgate.errors import (
 )
 from authgate.keys import Sealer
 from authgate.models import Clock, RefreshRecord, TokenPair, User
-from authgate.refresh_rule import RefreshPolicy, Verdict, classify, spent_verdict
+from authgate.refresh_rule import (
+    RefreshPolicy,
+    Verdict,
+    classify,
+    expiry_moves,
+    spent_verdict,
+)
 from authgate.revocations import RevokedSessions
 from authgate.storage import Database, FastRefresh, Transaction
 from authgate.throttle import Throttle
@@ -160,7 +166,7 @@ class RefreshService:
                 expires_at=expires_at,
                 sealed_token=self._sealed(successor),
             )
-        else:
+        elif expiry_moves(record.expires_at, expires_at):
             await tx.refresh_tokens.extend(record.id, expires_at=expires_at)
         return await self._owner(tx, record, successor, now)
 
@@ -203,7 +209,7 @@ class RefreshService:
         if user is None or not user.enabled:
             await self._revoke(tx, record.session_id, now)
             return RefreshTokenRevokedError()
-        await tx.sessions.touch(record.session_id, now=now)
+        await tx.refresh_tokens.touch_session(record.session_id, now=now)
         return user, record, successor
 
     async def _within_grace(self, tx: Transaction, record: RefreshRecord, now: int) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, StrEnum
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from authgate.config import Settings
@@ -103,6 +103,30 @@ def capped(idle_until: T, session_expires_at: T, earlier: Callable[[T, T], T]) -
 def earlier(a: int, b: int) -> int:
     """``capped``'s Python form."""
     return min(a, b)
+
+
+#: How finely a refresh records when it happened. A session's last use is stamped, and a
+#: reusable token's idle expiry moved (rotation off), only once they would move by at least
+#: this much: a token re-sent by many clients at once then costs a read, not two writes per
+#: request. So a session's last use is at most this old, and a reusable token's idle expiry
+#: at most this much earlier than one more idle period from now (never later).
+RESOLUTION_SECONDS = 60
+
+
+# The two tests below take ints or SQL expressions alike (``Any``): storage builds its WHERE
+# from the very same expressions (``storage/refresh_tokens.py``).
+
+
+def last_use_due(last_used_at: Any, now: Any) -> Any:
+    """Whether a session last stamped at ``last_used_at`` is stamped again at ``now`` (one
+    never stamped always is: callers test for that, None has no SQL comparison)."""
+    return last_used_at <= now - RESOLUTION_SECONDS
+
+
+def expiry_moves(stored: Any, renewed: Any) -> Any:
+    """Whether a reusable token's expiry is rewritten from ``stored`` to ``renewed``: always
+    when that would shorten it, else once it would move by ``RESOLUTION_SECONDS``."""
+    return (renewed < stored) | (renewed >= stored + RESOLUTION_SECONDS)
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Mapping
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import sqlalchemy as sa
@@ -23,6 +24,8 @@ from authgate.private_files import create_private_file, make_private_dir
 from authgate.storage import sqlite_driver
 from authgate.storage.refresh_tokens import RefreshTokens
 from authgate.storage.repositories import AuditLog, Sessions, SigningKeyRecords, Users
+
+T = TypeVar("T")
 
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -127,6 +130,9 @@ def _close_invalidated_at_once(engine: AsyncEngine) -> None:
         dbapi_connection.driver_connection.terminate()
 
 
+_SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON")
+
+
 def _tune_sqlite(engine: AsyncEngine) -> None:
     """WAL, foreign keys, and ``BEGIN IMMEDIATE`` so writers queue instead of failing.
 
@@ -138,9 +144,8 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(pragma)
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -236,13 +241,25 @@ def _reason(error: BaseException) -> str:
 
 @dataclass(frozen=True)
 class DriverStatement:
-    """A statement compiled once for the driver: its SQL and the order of its parameters."""
+    """A statement compiled once for the driver: its SQL and the order of its parameters
+    (with the value of each fixed in the statement, such as a constant of the rule)."""
 
     sql: str
     names: tuple[str, ...]
+    fixed: Mapping[str, object]
+
+    @classmethod
+    def compiled(cls, compiled: sa.engine.Compiled) -> DriverStatement:
+        names = tuple(getattr(compiled, "positiontup", None) or ())
+        binds = getattr(compiled, "binds", {})
+        fixed = {name: binds[name].value for name in names if not binds[name].required}
+        return cls(str(compiled), names, fixed)
 
     def arguments(self, params: Mapping[str, object]) -> list[object]:
-        return [params[name] for name in self.names]
+        fixed = self.fixed
+        if not fixed:
+            return [params[name] for name in self.names]
+        return [fixed[name] if name in fixed else params[name] for name in self.names]
 
 
 @dataclass(frozen=True)
@@ -272,6 +289,14 @@ class Database:
         # SQLite has one writer: queue this process's writers here, where waiting is cheap,
         # instead of in SQLite's busy loop (which sleeps between retries and times out).
         self._writers = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        # The fast paths' own SQLite connection (``in_sqlite_batch``), opened at first use;
+        # only for a file (a second connection to ``:memory:`` would be another database).
+        self._own_sqlite: sqlite_driver.Connection | None = None
+        self._own_sqlite_file = _sqlite_file(engine)
+        self._batch: (
+            list[tuple[Callable[[sqlite3.Connection], Awaitable[Any]], asyncio.Future[Any]]] | None
+        ) = None
+        self._flushes: set[asyncio.Future[None]] = set()
 
     @classmethod
     def connect(
@@ -346,8 +371,7 @@ class Database:
         PostgreSQL (asyncpg), the one driver it runs on."""
         if self.backend != "postgresql":
             return None
-        compiled = statement.compile(dialect=self.engine.dialect)
-        return DriverStatement(str(compiled), tuple(compiled.positiontup or ()))
+        return DriverStatement.compiled(statement.compile(dialect=self.engine.dialect))
 
     async def fetch_on_driver(
         self, statement: DriverStatement, params: Mapping[str, object]
@@ -374,9 +398,139 @@ class Database:
             pooled.close()
             return rows
 
+    def on_sqlite(
+        self, statement: sa.Select[Any] | sa.UpdateBase, column_keys: Sequence[str] | None = None
+    ) -> DriverStatement | None:
+        """``statement`` compiled once for ``in_sqlite_batch`` (positional parameters; an
+        INSERT's values are ``column_keys``); None unless the database is a SQLite file."""
+        if self._own_sqlite_file is None:
+            return None
+        return DriverStatement.compiled(
+            statement.compile(dialect=self.engine.dialect, column_keys=column_keys)
+        )
+
+    async def in_sqlite_batch(self, work: Callable[[sqlite3.Connection], Awaitable[T]]) -> T:
+        """``work``'s result, run on this process's own ``sqlite3`` connection with the
+        statements ``on_sqlite`` compiled: no pool checkout and none of SQLAlchemy's work
+        per statement (docs/benchmarks.md).
+
+        Group commit: the works queued in the same turn of the event loop (and while their
+        batch waits for the writers' lock) share one ``BEGIN IMMEDIATE`` ... ``COMMIT``,
+        each inside a savepoint of its own, so one that fails is rolled back alone and
+        fails alone. ``work`` must not wait for anything else (it holds the lock). The wait
+        is bounded like ``transaction``; a work whose caller gave up before its batch began
+        is skipped. A database locked past the deadline, or failing, is
+        StorageUnavailableError for the whole batch.
+        """
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._batch is None:
+            self._batch = []
+            flush = asyncio.ensure_future(self._flush_batch())
+            self._flushes.add(flush)
+            flush.add_done_callback(self._flushes.discard)
+        self._batch.append((work, future))
+        async with self.bounded():
+            result: T = await future
+            return result
+
+    def read_on_sqlite(
+        self, statement: DriverStatement, params: Mapping[str, object]
+    ) -> list[Any] | None:
+        """The rows of a read on this process's own ``sqlite3`` connection, at once (a WAL
+        reader takes no lock, so nothing to bound); None when it cannot answer now (a batch
+        holds the connection in a transaction, or the file is busy): use ``in_sqlite_batch``."""
+        try:
+            own = self._own_sqlite or self._open_own_sqlite()
+            if own.sqlite.in_transaction:
+                return None
+            return own.sqlite.execute(statement.sql, statement.arguments(params)).fetchall()
+        except sqlite3.OperationalError:
+            return None
+
+    async def _flush_batch(self) -> None:
+        assert self._writers is not None  # noqa: S101 - on_sqlite gave the caller statements
+        async with self._writers:
+            batch, self._batch = self._batch or [], None
+            batch = [(work, future) for work, future in batch if not future.done()]
+            if not batch:
+                return
+            try:
+                own = self._own_sqlite or self._open_own_sqlite()
+            except sqlite3.OperationalError as refused:
+                for _work, future in batch:
+                    if not future.done():
+                        future.set_exception(self._unavailable(refused))
+                return
+            sqlite = own.sqlite
+            done: list[tuple[asyncio.Future[Any], object, BaseException | None]] = []
+            try:
+                with anyio.fail_after(self.timeout_seconds):
+                    await own.retrying(sqlite.execute, "BEGIN IMMEDIATE")
+                for work, future in batch:
+                    sqlite.execute("SAVEPOINT work")
+                    try:
+                        done.append((future, await work(sqlite), None))
+                    except Exception as failed:  # this work's failure only
+                        sqlite.execute("ROLLBACK TO work")
+                        done.append((future, None, self._unavailable(failed)))
+                    sqlite.execute("RELEASE work")
+                with anyio.fail_after(self.timeout_seconds):
+                    await own.retrying(sqlite.commit)
+            except (sqlite3.OperationalError, TimeoutError) as refused:
+                failure = self._unavailable(refused)
+                done = [(future, None, failure) for _work, future in batch]
+            finally:
+                if sqlite.in_transaction:  # failed, or cancelled while busy
+                    sqlite.rollback()
+        for future, result, error in done:
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+
+    def _unavailable(self, error: BaseException) -> BaseException:
+        """StorageUnavailableError for what ``unavailable_as_error`` would translate."""
+        if isinstance(error, sqlite3.OperationalError):
+            return _translated(error, self.engine.url)
+        if isinstance(error, TimeoutError):
+            return StorageUnavailableError(
+                f"cannot use the database {shown_url(self.engine.url)}: "
+                f"no answer within {self.timeout_seconds:g} s"
+            )
+        return error
+
+    def _open_own_sqlite(self) -> sqlite_driver.Connection:
+        assert self._own_sqlite_file is not None  # noqa: S101 - on_sqlite checked
+        filename, uri = self._own_sqlite_file
+        own = sqlite_driver.open_connection(filename, busy_seconds=self.timeout_seconds, uri=uri)
+        own.sqlite.row_factory = sqlite3.Row
+        try:
+            for pragma in _SQLITE_PRAGMAS:
+                own.sqlite.execute(pragma)
+        except sqlite3.OperationalError:
+            own.stop()  # the next use tries again
+            raise
+        self._own_sqlite = own
+        return own
+
     async def ping(self) -> None:
         async with self.transaction(read_only=True) as tx:
             await tx.connection.execute(sa.text("SELECT 1"))
 
     async def close(self) -> None:
+        if self._own_sqlite is not None:
+            self._own_sqlite.stop()
+            self._own_sqlite = None
         await self.engine.dispose()
+
+
+def _sqlite_file(engine: AsyncEngine) -> tuple[str, bool] | None:
+    """The filename SQLAlchemy's dialect opens for a SQLite file, and whether it is a URI;
+    None for any other database, and for ``:memory:``."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or (url.database or ":memory:") == ":memory:":
+        return None
+    filename: str = engine.dialect.create_connect_args(url)[0][0]
+    return filename, bool(url.query.get("uri"))

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from authgate.models import RefreshRecord, User
-from authgate.refresh_rule import LIVENESS, Check, Condition, capped
+from authgate.refresh_rule import LIVENESS, Check, Condition, capped, last_use_due
 from authgate.storage.repositories import ROLE_BY_ID
 from authgate.storage.tables import refresh_tokens, sessions, users
 
@@ -57,6 +57,15 @@ def sql_expires_at(session_expires_at: sa.ColumnElement[int]) -> sa.ColumnElemen
     return capped(IDLE_UNTIL, session_expires_at, _sql_earlier)
 
 
+#: The session's last use is due to be stamped (``refresh_rule.last_use_due``).
+LAST_USE_DUE = sa.or_(sessions.c.last_used_at.is_(None), last_use_due(sessions.c.last_used_at, NOW))
+#: Stamp a session's last use, at the rule's resolution.
+TOUCH = (
+    sessions.update()
+    .where(sessions.c.id == sa.bindparam("touched_session"), LAST_USE_DUE)
+    .values(last_used_at=NOW)
+)
+
 _FIND_REFRESH = (
     sa.select(
         refresh_tokens.c.id,
@@ -68,13 +77,13 @@ _FIND_REFRESH = (
     .select_from(refresh_tokens.join(sessions).outerjoin(users))
     .where(refresh_tokens.c.token_hash == sa.bindparam("token_hash"))
 )
-_SPEND_REFRESH = (
+SPEND_REFRESH = (
     refresh_tokens.update()
     .where(refresh_tokens.c.id == sa.bindparam("token_id"), refresh_tokens.c.used_at.is_(None))
-    .values(used_at=sa.bindparam("now"), sealed_token=None)
+    .values(used_at=sa.bindparam("now"), sealed_token=sa.null())
 )
 
-_EXTEND_REFRESH = (
+EXTEND_REFRESH = (
     refresh_tokens.update()
     .where(refresh_tokens.c.id == sa.bindparam("token_id"))
     .values(expires_at=sa.bindparam("new_expires_at", type_=sa.BigInteger))
@@ -214,12 +223,16 @@ class RefreshTokens:
 
     async def spend(self, token_id: int, *, now: int) -> bool:
         """Mark the token used; False if someone else already did (one atomic statement)."""
-        result = await self._c.execute(_SPEND_REFRESH, {"token_id": token_id, "now": now})
+        result = await self._c.execute(SPEND_REFRESH, {"token_id": token_id, "now": now})
         return result.rowcount == 1
 
     async def delete(self, token_id: int) -> None:
         await self._c.execute(refresh_tokens.delete().where(refresh_tokens.c.id == token_id))
 
+    async def touch_session(self, session_id: str, *, now: int) -> None:
+        """Stamp the session's last use, unless it was stamped within the rule's resolution."""
+        await self._c.execute(TOUCH, {"touched_session": session_id, "now": now})
+
     async def extend(self, token_id: int, *, expires_at: int) -> None:
         """Move a reusable token's idle expiry (rotation off)."""
-        await self._c.execute(_EXTEND_REFRESH, {"token_id": token_id, "new_expires_at": expires_at})
+        await self._c.execute(EXTEND_REFRESH, {"token_id": token_id, "new_expires_at": expires_at})

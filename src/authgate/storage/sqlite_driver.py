@@ -140,10 +140,16 @@ class Connection:
         self.sqlite.close()
 
 
-async def connect(database: str, *, busy_seconds: float, uri: bool = False) -> Connection:
+def open_connection(database: str, *, busy_seconds: float, uri: bool = False) -> Connection:
     """A connection whose busy handler is off (``retrying`` waits instead), in autocommit
-    mode: SQLAlchemy's "begin" event starts each transaction itself."""
+    mode: its user (SQLAlchemy's "begin" event, or ``Database.in_sqlite_batch``) starts
+    each transaction itself."""
     sqlite = sqlite3.connect(
         database, timeout=0, isolation_level=None, check_same_thread=False, uri=uri
     )
     return Connection(sqlite, busy_seconds=busy_seconds)
+
+
+async def connect(database: str, *, busy_seconds: float, uri: bool = False) -> Connection:
+    """``open_connection``, as SQLAlchemy's ``async_creator``."""
+    return open_connection(database, busy_seconds=busy_seconds, uri=uri)
