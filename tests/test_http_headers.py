@@ -98,7 +98,7 @@ async def test_a_preflight_is_counted_under_the_route_it_asks_about(
     text = (await cors_client.get("/metrics")).text
     counted = 'authgate_http_requests_total{method="OPTIONS",route="%s",status="200"} 1.0'
     assert counted % "/api/auth/signin" in text
-    assert counted % "/api/admin/users/{user_id:int}" in text
+    assert counted % "/api/admin/users/{user_id}" in text
     assert counted % "unmatched" in text  # a path no route serves stays one label
 
 

@@ -72,7 +72,8 @@ class Observe:
         self._flush_seconds = flush_seconds
         self._headers = headers
         self._routes = routes
-        self._templates: dict[object, str] = {route.endpoint: route.path for route in routes}
+        # Labels name the template without its convertors: /api/admin/users/{user_id}.
+        self._templates: dict[object, str] = {r.endpoint: r.path_format for r in routes}
         self._access = access_log
         self._metrics = metrics
         self._trusted = trusted_proxies
@@ -137,7 +138,7 @@ class Observe:
         routing, so no endpoint is set (its method is OPTIONS, which no route declares)."""
         for route in self._routes:
             if route.matches(scope)[0] is not Match.NONE:
-                return route.path
+                return route.path_format
         return "unmatched"
 
     def flush(self) -> None:
