@@ -83,17 +83,7 @@ def _rotate_in_one_statement() -> sa.Select[Any]:
         )
         .cte("successor")
     )
-    touched = (
-        sessions.update()
-        .where(sessions.c.id == claimed.c.session_id, LAST_USE_DUE)
-        .values(last_used_at=NOW)
-        .cte("touched")
-    )
-    return (
-        sa.select(claimed, user_roles.c.role_id)
-        .select_from(claimed.outerjoin(user_roles, user_roles.c.user_id == claimed.c.user_id))
-        .add_cte(successor, touched)
-    )
+    return _stamped_with_roles(claimed, successor)
 
 
 def _extend_in_one_statement() -> sa.Select[Any]:
@@ -115,16 +105,22 @@ def _extend_in_one_statement() -> sa.Select[Any]:
         .values(expires_at=new_expiry)
         .cte("moved")
     )
+    return _stamped_with_roles(found, moved)
+
+
+def _stamped_with_roles(live: sa.CTE, write: sa.CTE) -> sa.Select[Any]:
+    """The end of both statements: ``write`` done, the session's last use stamped (once
+    due), and the live token's row once per role of its owner (at least one row)."""
     touched = (
         sessions.update()
-        .where(sessions.c.id == found.c.session_id, LAST_USE_DUE)
+        .where(sessions.c.id == live.c.session_id, LAST_USE_DUE)
         .values(last_used_at=NOW)
         .cte("touched")
     )
     return (
-        sa.select(found, user_roles.c.role_id)
-        .select_from(found.outerjoin(user_roles, user_roles.c.user_id == found.c.user_id))
-        .add_cte(moved, touched)
+        sa.select(live, user_roles.c.role_id)
+        .select_from(live.outerjoin(user_roles, user_roles.c.user_id == live.c.user_id))
+        .add_cte(write, touched)
     )
 
 
